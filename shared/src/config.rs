@@ -1,0 +1,356 @@
+//! Farm configuration: a TOML file plus `FARM_*` environment overrides, loaded with the `config` crate.
+//!
+//! Everything that decides what is built is data here: the published repository, the upstream git
+//! repositories and, per upstream, the package rules of the reference generator (package folders,
+//! single packages, metapackage folders, excludes, empty directories, the first tag, per-tag version
+//! pins and composer.json adjustments). The reference's JavaScript transform functions become
+//! [`Transform`] entries: a condition on the package version and a list of set/remove actions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The prefix of upstream URLs that `--upstream-base` replaces by default.
+pub const DEFAULT_UPSTREAM_PREFIX: &str = "https://github.com/mage-os";
+
+/// The vendor the reference generator uses when a repository sets none.
+pub const DEFAULT_VENDOR: &str = "magento";
+
+/// Configuration could not be loaded or is inconsistent.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment could not be read or parsed.
+    #[error("cannot load configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but not acceptable.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FarmConfig {
+    /// The Composer repository that is published.
+    pub repository: RepositoryConfig,
+    /// How the build runs.
+    #[serde(default)]
+    pub build: BuildConfig,
+    /// Upstream git repositories in build order (the order decides precedence, spec 4.6).
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// The published repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// Public URL the repository is served from; dist URLs and `metadata-url` start with it.
+    pub base_url: String,
+    /// Output folder of the embedded mode (`--out` overrides it).
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+}
+
+/// How the build runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    /// In-process workers building archives at once; 0 means one per CPU core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Where bare clones of the upstreams are cached; default `$XDG_CACHE_HOME/composer-farm/git`
+    /// (or `~/.cache/composer-farm/git`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Replaces [`DEFAULT_UPSTREAM_PREFIX`] at the start of every upstream URL, to build from a
+    /// local or private mirror (`--upstream-base`, `FARM_UPSTREAM_BASE`).
+    #[serde(default)]
+    pub upstream_base: Option<String>,
+    /// The prefix that `upstream_base` replaces.
+    #[serde(default = "default_upstream_prefix")]
+    pub upstream_prefix: String,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig { workers: 0, cache_dir: None, upstream_base: None, upstream_prefix: default_upstream_prefix() }
+    }
+}
+
+fn default_upstream_prefix() -> String {
+    DEFAULT_UPSTREAM_PREFIX.to_owned()
+}
+
+/// One upstream git repository and the packages built from it (the reference's
+/// `repositoryBuildDefinition`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Short name, used in reports (the reference's config key).
+    pub key: String,
+    /// Git URL.
+    pub url: String,
+    /// Composer vendor of the built packages; other than `magento` renames `magento/*` names.
+    #[serde(default = "default_vendor")]
+    pub vendor: String,
+    /// First tag to build (inclusive, compared with the reference's version order).
+    #[serde(default)]
+    pub from_tag: Option<String>,
+    /// Tags never to build.
+    #[serde(default)]
+    pub skip_tags: Vec<String>,
+    /// Tags to create for untagged commits (the reference's `extraRefToRelease`).
+    #[serde(default)]
+    pub extra_tags: Vec<ExtraTag>,
+    /// Folders whose every immediate, non-hidden subfolder is one package (`packageDirs`).
+    #[serde(default)]
+    pub package_dirs: Vec<PackageDefinition>,
+    /// Folders that are one package each (`packageIndividual`).
+    #[serde(default)]
+    pub single_packages: Vec<PackageDefinition>,
+    /// Folders whose composer.json alone is a package, e.g. a metapackage (`packageMetaFromDirs`).
+    #[serde(default)]
+    pub metapackage_dirs: Vec<PackageDefinition>,
+    /// Per tag, versions that replace a package's own version and every dependency constraint on it
+    /// (the reference's `fixVersions`).
+    #[serde(default)]
+    pub pinned_versions: BTreeMap<String, BTreeMap<String, String>>,
+    /// composer.json adjustments (the reference's `transform` functions, as data).
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
+}
+
+fn default_vendor() -> String {
+    DEFAULT_VENDOR.to_owned()
+}
+
+/// A tag to create at a commit that upstream never tagged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraTag {
+    /// Tag name.
+    pub tag: String,
+    /// Full commit id.
+    pub commit: String,
+}
+
+/// A package folder rule (`packageDefinition`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageDefinition {
+    /// Human-readable name for logs and reports.
+    #[serde(default)]
+    pub label: String,
+    /// Repository-relative folder; `""` is the repository root.
+    pub dir: String,
+    /// Repository-relative path prefixes to leave out (plain string prefix, no path boundary).
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// Package-relative folders added as empty directory entries.
+    #[serde(default)]
+    pub empty_dirs: Vec<String>,
+}
+
+/// A composer.json adjustment for one package.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    /// Composer name the transform applies to.
+    pub package: String,
+    /// Conditions on the package's final version; all must hold.
+    #[serde(default)]
+    pub when: Condition,
+    /// Actions in order.
+    pub actions: Vec<Action>,
+}
+
+/// Conditions on a version. An empty condition always holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The version equals this.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The version starts with this text.
+    #[serde(default)]
+    pub version_prefix: Option<String>,
+    /// The version compares `>=` this one (reference order).
+    #[serde(default)]
+    pub version_at_least: Option<String>,
+    /// The version compares `<` this one (reference order).
+    #[serde(default)]
+    pub version_below: Option<String>,
+}
+
+/// One composer.json edit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Action {
+    /// Set the value at a key path; missing objects on the way are created, an existing key keeps
+    /// its position, a new key is appended last.
+    Set {
+        /// Key path.
+        set: Vec<String>,
+        /// Any JSON value.
+        value: serde_json::Value,
+    },
+    /// Remove the key at a path, if present.
+    Remove {
+        /// Key path.
+        remove: Vec<String>,
+    },
+}
+
+impl FarmConfig {
+    /// Loads a TOML file, then applies `FARM_*` environment overrides (`FARM_BUILD__WORKERS=4`,
+    /// `FARM_REPOSITORY__BASE_URL=...`).
+    pub fn load(path: &Path) -> Result<FarmConfig, ConfigError> {
+        let settings = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(config::Environment::with_prefix("FARM").prefix_separator("_").separator("__").try_parsing(true))
+            .build()?;
+        let parsed: FarmConfig = settings.try_deserialize()?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    /// Parses TOML text without environment overrides (tests, embedded configs).
+    pub fn from_toml(text: &str) -> Result<FarmConfig, ConfigError> {
+        let settings =
+            config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)).build()?;
+        let parsed: FarmConfig = settings.try_deserialize()?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if !(self.repository.base_url.starts_with("http://") || self.repository.base_url.starts_with("https://")) {
+            return invalid(format!("repository.base_url must be an http(s) URL, got '{}'", self.repository.base_url));
+        }
+        let mut keys = std::collections::HashSet::new();
+        for upstream in &self.upstreams {
+            if !keys.insert(upstream.key.as_str()) {
+                return invalid(format!("upstream key '{}' is used twice", upstream.key));
+            }
+            if let Some(from) = &upstream.from_tag {
+                crate::version::validate(from)
+                    .map_err(|e| ConfigError::Invalid(format!("upstream '{}': from_tag: {e}", upstream.key)))?;
+            }
+            for extra in &upstream.extra_tags {
+                if extra.commit.len() != 40 || !extra.commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return invalid(format!("upstream '{}': extra tag '{}' needs a full commit id", upstream.key, extra.tag));
+                }
+            }
+            for transform in &upstream.transforms {
+                for action in &transform.actions {
+                    let path = match action {
+                        Action::Set { set, .. } => set,
+                        Action::Remove { remove } => remove,
+                    };
+                    if path.is_empty() {
+                        return invalid(format!("upstream '{}': a transform of {} has an empty path", upstream.key, transform.package));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream URL after `upstream_base` substitution.
+    pub fn resolve_url(&self, url: &str) -> String {
+        match &self.build.upstream_base {
+            Some(base) => match url.strip_prefix(self.build.upstream_prefix.as_str()) {
+                Some(rest) => format!("{}{}", base.trim_end_matches('/'), rest),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        }
+    }
+
+    /// The git cache folder after defaults.
+    pub fn cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.build.cache_dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("composer-farm").join("git")
+    }
+
+    /// Number of in-process workers after defaults.
+    pub fn workers(&self) -> usize {
+        match self.build.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[repository]
+base_url = "https://repo.example.org/"
+
+[[upstreams]]
+key = "pb"
+url = "https://github.com/mage-os/mirror-magento2-page-builder.git"
+from_tag = "1.7.0"
+
+[[upstreams.package_dirs]]
+dir = "app/code/Magento"
+excludes = ["app/code/Magento/_metapackage/"]
+
+[upstreams.pinned_versions."1.7.0-RC1"]
+"Magento/Module-Page-Builder" = "2.2.1"
+
+[[upstreams.transforms]]
+package = "magento/module-page-builder"
+when = { version = "2.2.1" }
+actions = [
+  { set = ["require", "magento/framework"], value = "~103.0.3" },
+  { set = ["extra", "map"], value = [["a", "b"]] },
+  { remove = ["suggest", "x/y"] },
+]
+"#;
+
+    #[test]
+    fn dotted_and_mixed_case_keys_survive() {
+        let config = FarmConfig::from_toml(SAMPLE).unwrap();
+        let upstream = &config.upstreams[0];
+        let pins = &upstream.pinned_versions["1.7.0-RC1"];
+        assert_eq!(pins["Magento/Module-Page-Builder"], "2.2.1");
+        assert_eq!(upstream.vendor, "magento");
+        assert_eq!(upstream.transforms[0].actions.len(), 3);
+        assert!(matches!(&upstream.transforms[0].actions[1], Action::Set { value, .. } if value.is_array()));
+        assert!(matches!(&upstream.transforms[0].actions[2], Action::Remove { .. }));
+    }
+
+    #[test]
+    fn upstream_base_replaces_the_prefix() {
+        let mut config = FarmConfig::from_toml(SAMPLE).unwrap();
+        config.build.upstream_base = Some("/srv/git/".to_owned());
+        assert_eq!(config.resolve_url(&config.upstreams[0].url), "/srv/git/mirror-magento2-page-builder.git");
+        assert_eq!(config.resolve_url("https://gitlab.example/x.git"), "https://gitlab.example/x.git");
+    }
+
+    #[test]
+    fn invalid_from_tag_is_rejected() {
+        let text = SAMPLE.replace("from_tag = \"1.7.0\"", "from_tag = \"latest\"");
+        assert!(matches!(FarmConfig::from_toml(&text), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn example_mirror_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mage-os-mirror.toml");
+        let config = FarmConfig::load(&path).unwrap();
+        assert_eq!(config.upstreams.len(), 3);
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain logic and adapters shared by the coordinator and the worker.
+//!
+//! Pure parts: configuration model, version ordering, JavaScript-exact JSON, composer.json
+//! rewriting rules, the deterministic archive writer, Composer metadata and the wire messages.
+//! Adapters: git access (git2) and storage (local folder).
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod version;
+pub mod json;
+pub mod archive;
+pub mod gitattributes;
