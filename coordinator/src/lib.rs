@@ -1,1 +1,9 @@
-//! x
+//! The coordinator: plans which packages to build from upstream git tags, hands the builds to
+//! workers as `BuildJob`s, records results in the manifest and is the only writer of Composer
+//! metadata. Modules in reading order.
+
+pub mod cli;
+pub mod plan;
+pub mod build;
+pub mod manifest;
+pub mod report;

@@ -122,6 +122,14 @@ pub struct UpstreamConfig {
     pub transforms: Vec<Transform>,
 }
 
+/// `FARM_<SECTION>__<KEY>` variables override file values. Only names with `__` are taken, so
+/// the command-line variables (`FARM_OUT`, `FARM_UPSTREAM_BASE`, ...) do not leak in as unknown keys.
+fn environment_overrides() -> config::Environment {
+    let variables: config::Map<String, String> =
+        std::env::vars().filter(|(name, _)| name.strip_prefix("FARM_").is_some_and(|rest| rest.contains("__"))).collect();
+    config::Environment::with_prefix("FARM").prefix_separator("_").separator("__").try_parsing(true).source(Some(variables))
+}
+
 fn default_vendor() -> String {
     DEFAULT_VENDOR.to_owned()
 }
@@ -209,7 +217,7 @@ impl FarmConfig {
     pub fn load(path: &Path) -> Result<FarmConfig, ConfigError> {
         let settings = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(config::Environment::with_prefix("FARM").prefix_separator("_").separator("__").try_parsing(true))
+            .add_source(environment_overrides())
             .build()?;
         let parsed: FarmConfig = settings.try_deserialize()?;
         parsed.validate()?;

@@ -2,11 +2,18 @@
 //!
 //! Pure parts: configuration model, version ordering, JavaScript-exact JSON, composer.json
 //! rewriting rules, the deterministic archive writer, Composer metadata and the wire messages.
-//! Adapters: git access (git2) and storage (local folder).
+//! Adapters: git access (git2) and storage (local folder). Modules are listed in reading order.
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod messages;
 pub mod version;
 pub mod json;
+pub mod rules;
 pub mod archive;
 pub mod gitattributes;
+pub mod git;
+pub mod storage;
+pub mod queue;
+pub mod metadata;
+pub mod telemetry;

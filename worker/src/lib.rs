@@ -1,1 +1,158 @@
-//! x
+//! The worker: turns a [`BuildJob`] into a stored archive and a [`BuildResult`].
+//!
+//! A worker keeps no state between jobs except its cache of git clones (which may be deleted at
+//! any time). Building is CPU- and I/O-bound git2 work, so it runs on the blocking thread pool;
+//! storing is async. A failed job is data (`Outcome::Failed`), never a crash of the worker.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use git2::Oid;
+use shared::archive::{ArchiveBuilder, ArchiveDigest, EXECUTABLE_MODE, FILE_MODE, PackageItem};
+use shared::git::{self, GitCache, GitError};
+use shared::messages::{BuildJob, BuildResult, Content, Outcome, SCHEMA_VERSION};
+use shared::queue::{JobReceiver, ResultPublisher};
+use shared::storage::{Storage, StorageError, Stored};
+use tracing::{Instrument, debug, info_span, warn};
+
+pub mod cli;
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Reading from git failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// The commit id in the job is malformed.
+    #[error("invalid commit id '{0}'")]
+    BadCommit(String),
+    /// Writing the temporary archive failed.
+    #[error("cannot write archive: {0}")]
+    Write(#[source] std::io::Error),
+    /// Storing the archive failed or was refused.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The blocking build task panicked or was cancelled.
+    #[error("build task failed: {0}")]
+    Task(String),
+}
+
+/// An archive written to a temp file, not yet stored.
+#[derive(Debug)]
+pub struct BuiltArchive {
+    /// The temp file; deleted when dropped.
+    pub file: tempfile::TempPath,
+    /// Size and digests.
+    pub digest: ArchiveDigest,
+    /// Warnings for the report.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the archive of a job into a temp file in `scratch` (blocking).
+pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result<BuiltArchive, JobError> {
+    let commit = Oid::from_str(&job.source.commit).map_err(|_| JobError::BadCommit(job.source.commit.clone()))?;
+    let composer_json: Arc<[u8]> = Arc::from(job.composer_json.as_bytes());
+    let (builder, warnings) = match &job.content {
+        Content::ComposerJsonOnly => {
+            let mut builder = ArchiveBuilder::new();
+            builder.add_file("composer.json", composer_json, FILE_MODE);
+            (builder, Vec::new())
+        }
+        Content::PackageTree { dir, excludes, empty_dirs } => {
+            // Make sure the clone has the commit (a fresh worker fetches it), then read from the
+            // per-thread open repository.
+            let path = cache.path_for(&job.source.repo_url);
+            let files = match git::with_repository(&path, |repo| git::collect_package_files(repo, commit, dir, excludes)) {
+                Ok(Ok(files)) => files,
+                _ => {
+                    let repo = cache.open_with_commit(&job.source.repo_url, commit)?;
+                    git::collect_package_files(&repo, commit, dir, excludes)?
+                }
+            };
+            let mut items: Vec<PackageItem> = Vec::with_capacity(files.files.len() + 1 + empty_dirs.len());
+            for file in files.files {
+                let mode = if file.executable { EXECUTABLE_MODE } else { FILE_MODE };
+                items.push(PackageItem::File { path: file.path, data: file.data, mode });
+            }
+            items.push(PackageItem::File { path: "composer.json".to_owned(), data: composer_json, mode: FILE_MODE });
+            for empty in empty_dirs {
+                items.push(PackageItem::EmptyDir { path: empty.trim_end_matches('/').to_owned() });
+            }
+            (ArchiveBuilder::from_package_items(items), files.warnings)
+        }
+    };
+    std::fs::create_dir_all(scratch).map_err(JobError::Write)?;
+    let temp = tempfile::NamedTempFile::new_in(scratch).map_err(JobError::Write)?;
+    let digest = builder.write_to(std::io::BufWriter::with_capacity(1 << 20, temp.as_file())).map_err(JobError::Write)?;
+    Ok(BuiltArchive { file: temp.into_temp_path(), digest, warnings })
+}
+
+/// Runs one job to its result: build, store, report. Never fails; failures are the outcome.
+pub async fn execute<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: BuildJob) -> BuildResult {
+    let span = info_span!("job", job_id = %job.job_id.0, package = %job.package, version = %job.version);
+    let outcome = async {
+        match run_job(&cache, storage.as_ref(), &job).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                warn!(%error, "job failed");
+                Outcome::Failed { reason: error.to_string() }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    BuildResult { schema: SCHEMA_VERSION, job_id: job.job_id, build_id: job.build_id, outcome }
+}
+
+async fn run_job<S: Storage>(cache: &Arc<GitCache>, storage: &S, job: &BuildJob) -> Result<Outcome, JobError> {
+    let scratch = storage.scratch_dir();
+    let built = {
+        let cache = Arc::clone(cache);
+        let job = job.clone();
+        tokio::task::spawn_blocking(move || build_archive(&cache, &job, &scratch))
+            .await
+            .map_err(|e| JobError::Task(e.to_string()))??
+    };
+    let stored = storage.put_archive(&job.target_key, &built.file, &built.digest.sha1).await?;
+    debug!(?stored, size = built.digest.size, sha1 = %built.digest.sha1, "archive stored");
+    if stored == Stored::AlreadyIdentical {
+        debug!("identical archive was already stored (redelivered job)");
+    }
+    Ok(Outcome::Built {
+        key: job.target_key.clone(),
+        size: built.digest.size,
+        sha1: built.digest.sha1,
+        sha256: built.digest.sha256,
+        warnings: built.warnings,
+    })
+}
+
+/// Consumes jobs from the in-process queue with `concurrency` jobs at once until it closes.
+pub async fn run_in_process<S: Storage>(
+    jobs: JobReceiver,
+    results: ResultPublisher,
+    cache: Arc<GitCache>,
+    storage: Arc<S>,
+    concurrency: usize,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (jobs, results, cache, storage) = (jobs.clone(), results.clone(), Arc::clone(&cache), Arc::clone(&storage));
+        tasks.spawn(async move {
+            while let Some(job) = jobs.next().await {
+                match job {
+                    Ok(job) => {
+                        let result = execute(Arc::clone(&cache), Arc::clone(&storage), job).await;
+                        if !results.publish(&result) {
+                            return;
+                        }
+                    }
+                    // The in-process queue only carries what the coordinator encoded; a decode
+                    // error means a programming error, logged and skipped.
+                    Err(error) => warn!(%error, "undecodable job skipped"),
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,260 @@
+//! `coordinator build` in the embedded mode: sync upstreams, plan, run in-process workers over the
+//! in-process queue, record results in the manifest, then publish metadata (last).
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::config::FarmConfig;
+use shared::git::GitCache;
+use shared::messages::{BuildId, BuildJob, JobId, Outcome, SCHEMA_VERSION, Source};
+use shared::storage::{LocalStorage, STATE_PREFIX, Storage};
+use tracing::{info, warn};
+
+use crate::manifest::{Manifest, ManifestEntry};
+use crate::plan::{self, Candidate, RepositoryFailure};
+use crate::report::{BuildReport, PackageOutcome, UpstreamTags};
+
+/// Settings of one build after command-line overrides.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The configuration.
+    pub config: FarmConfig,
+    /// Output folder (repository root).
+    pub out: PathBuf,
+    /// Show a progress bar (only on a terminal).
+    pub progress: bool,
+}
+
+/// What planning decided, before anything is built.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// Jobs to run, one per name@version.
+    pub to_build: Vec<Candidate>,
+    /// name@version already published.
+    pub unchanged: Vec<String>,
+    /// The report so far (rejections, repository failures, tags).
+    pub report: BuildReport,
+}
+
+/// Syncs every upstream and plans the build against the manifest.
+pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Result<Planned> {
+    let cache = Arc::new(GitCache::new(config.cache_dir()));
+    let config = Arc::new(config.clone());
+    // Upstreams are fetched and planned in parallel (bounded), and combined in config order.
+    let limit = Arc::new(tokio::sync::Semaphore::new(config.workers().max(1)));
+    let mut tasks = Vec::new();
+    for index in 0..config.upstreams.len() {
+        let (cache, config, limit) = (Arc::clone(&cache), Arc::clone(&config), Arc::clone(&limit));
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore is never closed");
+            tokio::task::spawn_blocking(move || {
+                let upstream = &config.upstreams[index];
+                let url = config.resolve_url(&upstream.url);
+                info!(upstream = %upstream.key, %url, "fetching upstream");
+                let repo = cache.sync(&url).map_err(|e| RepositoryFailure { upstream: upstream.key.clone(), url: url.clone(), reason: e.to_string() })?;
+                info!(upstream = %upstream.key, "planning");
+                plan::plan_upstream(&config, upstream, &repo)
+                    .map_err(|e| RepositoryFailure { upstream: upstream.key.clone(), url, reason: e.to_string() })
+            })
+            .await
+        }));
+    }
+    let mut planned = Planned::default();
+    let mut candidates = Vec::new();
+    for (index, task) in tasks.into_iter().enumerate() {
+        let upstream = &config.upstreams[index];
+        match task.await.context("planning task panicked")?.context("planning task panicked")? {
+            Ok(upstream_plan) => {
+                planned.report.rejected.extend(upstream_plan.rejections);
+                planned.report.tags.push(UpstreamTags { upstream: upstream.key.clone(), tags: upstream_plan.tags });
+                candidates.extend(upstream_plan.candidates);
+            }
+            Err(failure) => {
+                warn!(upstream = %failure.upstream, reason = %failure.reason, "upstream failed");
+                planned.report.repository_failures.push(failure);
+            }
+        }
+    }
+    for candidate in plan::resolve(candidates) {
+        if manifest.contains(&candidate.id()) {
+            planned.unchanged.push(candidate.id());
+        } else {
+            planned.to_build.push(candidate);
+        }
+    }
+    Ok(planned)
+}
+
+/// Runs a whole embedded build and returns its report (also stored as `.farm/report.json`).
+pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
+    let started = Instant::now();
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let build_id = BuildId(format!(
+        "{}-{}",
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        std::process::id()
+    ));
+    let config = &options.config;
+    let workers = config.workers();
+    info!(build_id = %build_id.0, out = %options.out.display(), workers, "starting build");
+
+    let storage = Arc::new(LocalStorage::open(&options.out).context("cannot open output folder")?);
+    let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
+    let planned = plan_build(config, &manifest).await?;
+    let mut report = planned.report;
+    report.build_id = build_id.0.clone();
+    report.started_at = started_at;
+    report.workers = workers;
+    report.unchanged = planned.unchanged;
+    info!(jobs = planned.to_build.len(), unchanged = report.unchanged.len(), rejected = report.rejected.len(), "plan ready");
+
+    let cache = Arc::new(GitCache::new(config.cache_dir()));
+    let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
+    let worker_pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, Arc::clone(&cache), Arc::clone(&storage), workers));
+
+    let mut pending: HashMap<String, Candidate> = HashMap::new();
+    for (index, candidate) in planned.to_build.into_iter().enumerate() {
+        let job = BuildJob {
+            schema: SCHEMA_VERSION,
+            job_id: JobId(format!("{}-{index}", build_id.0)),
+            build_id: build_id.clone(),
+            package: candidate.package.clone(),
+            version: candidate.version.clone(),
+            source: Source { repo_url: candidate.repo_url.clone(), git_ref: candidate.tag.clone(), commit: candidate.commit.to_string() },
+            content: candidate.content.clone(),
+            composer_json: candidate.composer_json.clone(),
+            target_key: candidate.target_key(),
+            attempt: 1,
+        };
+        publisher.publish(&job);
+        pending.insert(job.job_id.0, candidate);
+    }
+    drop(publisher);
+
+    let progress = progress_bar(options.progress, pending.len() as u64);
+    let total = pending.len();
+    while let Some(result) = results.next().await {
+        let result = result.context("undecodable result from the in-process queue")?;
+        let Some(candidate) = pending.remove(&result.job_id.0) else {
+            warn!(job_id = %result.job_id.0, "result for an unknown job ignored");
+            continue;
+        };
+        let mut outcome = PackageOutcome {
+            package: candidate.package.clone(),
+            version: candidate.version.clone(),
+            upstream: candidate.upstream.clone(),
+            tag: candidate.tag.clone(),
+            size: None,
+            sha1: None,
+            reason: None,
+            warnings: Vec::new(),
+        };
+        match result.outcome {
+            Outcome::Built { key, size, sha1, sha256, warnings } => {
+                let composer = serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
+                manifest.packages.insert(
+                    candidate.id(),
+                    ManifestEntry {
+                        name: candidate.package.clone(),
+                        version: candidate.version.clone(),
+                        key,
+                        size,
+                        sha1: sha1.clone(),
+                        sha256,
+                        upstream: candidate.upstream.clone(),
+                        repo: candidate.repo_url.clone(),
+                        git_ref: candidate.tag.clone(),
+                        commit: candidate.commit.to_string(),
+                        tree_id: candidate.tree_id.to_string(),
+                        composer,
+                    },
+                );
+                outcome.size = Some(size);
+                outcome.sha1 = Some(sha1);
+                outcome.warnings = warnings;
+                report.built.push(outcome);
+            }
+            Outcome::Failed { reason } => {
+                outcome.reason = Some(reason);
+                report.failed.push(outcome);
+            }
+        }
+        let done = report.built.len() + report.failed.len();
+        match &progress {
+            Some(bar) => {
+                bar.set_message(format!("{} {}", candidate.package, candidate.version));
+                bar.inc(1);
+            }
+            None => info!(package = %candidate.package, version = %candidate.version, "{done}/{total} done"),
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    worker_pool.await.context("worker pool panicked")?;
+    // A job whose result never arrived (a worker task died) is a failure, not silence.
+    for (_, candidate) in pending {
+        report.failed.push(PackageOutcome {
+            package: candidate.package,
+            version: candidate.version,
+            upstream: candidate.upstream,
+            tag: candidate.tag,
+            size: None,
+            sha1: None,
+            reason: Some("no result came back from the worker".to_owned()),
+            warnings: Vec::new(),
+        });
+    }
+    sort_outcomes(&mut report);
+
+    // Archives are stored; record them, then publish metadata that names only stored archives.
+    if !report.built.is_empty() {
+        manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
+    }
+    publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest).await?;
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    let mut report_bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
+    report_bytes.push(b'\n');
+    storage.put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes).await.context("cannot save report")?;
+    storage.cleanup();
+    Ok(report)
+}
+
+/// Renders metadata from the manifest and writes the files that changed, `packages.json` last.
+pub async fn publish_metadata(storage: &impl Storage, base_url: &str, manifest: &Manifest) -> anyhow::Result<usize> {
+    let files = shared::metadata::render(base_url, &manifest.published_versions());
+    let mut written = 0;
+    for file in files {
+        if storage.get(&file.key).await?.as_deref() == Some(file.bytes.as_slice()) {
+            continue;
+        }
+        storage.put_replace(&file.key, file.bytes).await.with_context(|| format!("cannot write {}", file.key))?;
+        written += 1;
+    }
+    info!(written, "metadata published");
+    Ok(written)
+}
+
+fn sort_outcomes(report: &mut BuildReport) {
+    let key = |o: &PackageOutcome| (o.package.clone(), o.version.clone());
+    report.built.sort_by_key(key);
+    report.failed.sort_by_key(key);
+    report.unchanged.sort();
+}
+
+fn progress_bar(enabled: bool, total: u64) -> Option<ProgressBar> {
+    if !enabled || !std::io::stderr().is_terminal() || total == 0 {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {per_sec} {msg}")
+            .expect("valid template"),
+    );
+    Some(bar)
+}

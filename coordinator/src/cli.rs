@@ -1,0 +1,108 @@
+//! Command line of the `coordinator` binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use shared::config::FarmConfig;
+
+use crate::build::{self, BuildOptions};
+use crate::manifest::Manifest;
+
+/// Builds and publishes Composer repositories from upstream git repositories.
+#[derive(Debug, Parser)]
+#[command(name = "coordinator", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Coordinator commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build every package the configuration describes into the output folder, skipping what is
+    /// already published, then write the Composer metadata.
+    Build(CommonArgs),
+    /// Show what a build would do (nothing is written).
+    Plan(CommonArgs),
+}
+
+/// Options shared by `build` and `plan`.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML).
+    #[arg(long, env = "FARM_CONFIG")]
+    pub config: PathBuf,
+    /// Output folder: archives under `packages/`, metadata at `packages.json`.
+    #[arg(long, env = "FARM_OUT")]
+    pub out: Option<PathBuf>,
+    /// Replaces `https://github.com/mage-os` at the start of every upstream URL (e.g. a folder of
+    /// bare clones or a private git mirror).
+    #[arg(long, env = "FARM_UPSTREAM_BASE")]
+    pub upstream_base: Option<String>,
+    /// Public URL of the repository; dist URLs and `metadata-url` start with it.
+    #[arg(long, env = "FARM_BASE_URL")]
+    pub base_url: Option<String>,
+    /// In-process workers (default: the config's `build.workers`, else one per core).
+    #[arg(long, env = "FARM_WORKERS")]
+    pub workers: Option<usize>,
+    /// Git cache folder.
+    #[arg(long, env = "FARM_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Also fail (exit 1) when upstream input was rejected (invalid composer.json, tags that are
+    /// not versions, ...).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl CommonArgs {
+    /// Loads the config file and applies the command-line overrides.
+    pub fn options(&self) -> anyhow::Result<(BuildOptions, bool)> {
+        let mut config = FarmConfig::load(&self.config).with_context(|| format!("cannot load {}", self.config.display()))?;
+        if let Some(base) = &self.upstream_base {
+            config.build.upstream_base = Some(base.clone());
+        }
+        if let Some(url) = &self.base_url {
+            config.repository.base_url = url.clone();
+        }
+        if let Some(workers) = self.workers {
+            config.build.workers = workers;
+        }
+        if let Some(dir) = &self.cache_dir {
+            config.build.cache_dir = Some(dir.clone());
+        }
+        let out = match (&self.out, &config.repository.output) {
+            (Some(out), _) | (None, Some(out)) => out.clone(),
+            (None, None) => anyhow::bail!("no output folder: pass --out or set repository.output"),
+        };
+        Ok((BuildOptions { config, out, progress: true }, self.strict))
+    }
+}
+
+/// Runs a command; returns the process exit code (0 success, 1 something failed).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Build(args) => {
+            let (options, strict) = args.options()?;
+            let report = build::run(options).await?;
+            eprint!("{}", report.summary());
+            Ok(if report.succeeded(strict) { 0 } else { 1 })
+        }
+        Command::Plan(args) => {
+            let (options, strict) = args.options()?;
+            let storage = shared::storage::LocalStorage::open(&options.out).context("cannot open output folder")?;
+            let manifest = Manifest::load(&storage).await?;
+            let planned = build::plan_build(&options.config, &manifest).await?;
+            for candidate in &planned.to_build {
+                println!("build {} {} from {} {} ({})", candidate.package, candidate.version, candidate.upstream, candidate.tag, candidate.target_key());
+            }
+            for id in &planned.unchanged {
+                println!("unchanged {id}");
+            }
+            eprint!("{}", planned.report.summary());
+            storage.cleanup();
+            Ok(if planned.report.succeeded(strict) { 0 } else { 1 })
+        }
+    }
+}

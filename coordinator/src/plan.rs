@@ -1,0 +1,331 @@
+//! Planning: which (tag, folder) produces each name@version, and what is left to build.
+//!
+//! Planning reads only composer.json files and tree ids from git (no checkout) and walks the
+//! candidates in the reference generator's processing order (spec 4.6): upstreams in config order;
+//! per upstream package folders, then single packages, then metapackage folders; per definition
+//! tags in `git tag` byte order (outer loop), folders in byte order (inner loop). For folder and
+//! single packages the first candidate of a name@version wins; metapackages are rewritten, so the
+//! last one wins. The whole composer.json rewrite happens here, so a job carries the exact
+//! composer.json bytes and workers apply no rules.
+
+use std::collections::{BTreeMap, HashMap};
+
+use git2::{Oid, Repository};
+use serde::Serialize;
+use shared::config::{FarmConfig, PackageDefinition, UpstreamConfig};
+use shared::git::{self, FileLookup, GitError, TagRef};
+use shared::messages::Content;
+use shared::rules::{self, RuleContext};
+use shared::version;
+
+/// Excludes the reference adds to every package definition (repository-relative, so they only
+/// affect a package at the repository root).
+pub const IMPLICIT_EXCLUDES: [&str; 2] = ["composer.json", ".git/"];
+
+/// Which candidate keeps a name@version when several produce it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precedence {
+    /// Folder and single packages: the first one processed.
+    FirstWins,
+    /// Metapackages: the last one processed.
+    LastWins,
+}
+
+/// One package build the plan wants.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Composer name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// The generated composer.json text.
+    pub composer_json: String,
+    /// Precedence rule of the definition that produced it.
+    pub precedence: Precedence,
+    /// Upstream key.
+    pub upstream: String,
+    /// Resolved git URL.
+    pub repo_url: String,
+    /// Tag.
+    pub tag: String,
+    /// Commit the tag points to.
+    pub commit: Oid,
+    /// Tree id of the package folder at the tag.
+    pub tree_id: Oid,
+    /// Archive content.
+    pub content: Content,
+}
+
+impl Candidate {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.package, self.version)
+    }
+
+    /// The archive's storage key (the reference's layout `<name>-<version>.zip` under `packages/`).
+    pub fn target_key(&self) -> String {
+        format!("packages/{}-{}.zip", self.package, self.version)
+    }
+}
+
+/// Upstream input that does not give a package (reported, not built).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    /// Upstream key.
+    pub upstream: String,
+    /// Tag, if the problem is tied to one.
+    pub tag: Option<String>,
+    /// Package folder, if the problem is tied to one.
+    pub dir: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// An upstream that could not be read at all.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryFailure {
+    /// Upstream key.
+    pub upstream: String,
+    /// Resolved URL.
+    pub url: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What planning found for one upstream.
+#[derive(Debug, Default)]
+pub struct UpstreamPlan {
+    /// Candidates in processing order.
+    pub candidates: Vec<Candidate>,
+    /// Rejected input.
+    pub rejections: Vec<Rejection>,
+    /// Tags built from, in processing order.
+    pub tags: Vec<String>,
+}
+
+/// Plans one upstream from its synced repository.
+pub fn plan_upstream(config: &FarmConfig, upstream: &UpstreamConfig, repo: &Repository) -> Result<UpstreamPlan, GitError> {
+    let repo_url = config.resolve_url(&upstream.url);
+    let mut plan = UpstreamPlan::default();
+    let tags = select_tags(upstream, repo, &mut plan.rejections)?;
+    plan.tags = tags.iter().map(|t| t.name.clone()).collect();
+    let no_pins = BTreeMap::new();
+
+    let mut reader = Reader { repo, upstream, repo_url: &repo_url, plan: &mut plan, no_pins: &no_pins, trees: HashMap::new() };
+    for definition in &upstream.package_dirs {
+        for tag in &tags {
+            reader.package_dir(definition, tag)?;
+        }
+    }
+    for definition in &upstream.single_packages {
+        for tag in &tags {
+            reader.package(definition, &definition.dir, tag, Precedence::FirstWins)?;
+        }
+    }
+    for definition in &upstream.metapackage_dirs {
+        for tag in &tags {
+            reader.package(definition, &definition.dir, tag, Precedence::LastWins)?;
+        }
+    }
+    Ok(plan)
+}
+
+/// Tags to build in `git tag` order: configured extra tags added, skip list and `from_tag` applied;
+/// tags that are not versions are rejected with a reason instead of aborting (the reference crashes).
+fn select_tags(upstream: &UpstreamConfig, repo: &Repository, rejections: &mut Vec<Rejection>) -> Result<Vec<TagRef>, GitError> {
+    let (mut tags, unusable) = git::list_tags(repo)?;
+    let reject = |tag: &str, reason: String| Rejection { upstream: upstream.key.clone(), tag: Some(tag.to_owned()), dir: None, reason };
+    for (tag, reason) in unusable {
+        rejections.push(reject(&tag, format!("tag skipped: {reason}")));
+    }
+    for extra in &upstream.extra_tags {
+        let commit = match Oid::from_str(&extra.commit).ok().filter(|oid| repo.find_commit(*oid).is_ok()) {
+            Some(commit) => commit,
+            None => {
+                rejections.push(reject(&extra.tag, format!("extra tag skipped: commit {} is not in the repository", extra.commit)));
+                continue;
+            }
+        };
+        match tags.iter().find(|t| t.name == extra.tag) {
+            Some(existing) if existing.commit == commit => {}
+            Some(existing) => rejections.push(reject(
+                &extra.tag,
+                format!("extra tag ignored: upstream has this tag at {} (configured {commit}); upstream's is used", existing.commit),
+            )),
+            None => tags.push(TagRef { name: extra.tag.clone(), commit }),
+        }
+    }
+    tags.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    let mut selected = Vec::new();
+    for tag in tags {
+        if upstream.skip_tags.contains(&tag.name) {
+            continue;
+        }
+        let keep = match &upstream.from_tag {
+            Some(from) => version::compare(&tag.name, from).map(|c| c.is_ge()),
+            None => version::validate(&tag.name).map(|()| true),
+        };
+        match keep {
+            Ok(true) => selected.push(tag),
+            Ok(false) => {}
+            Err(error) => rejections.push(reject(&tag.name, format!("tag skipped: {error}"))),
+        }
+    }
+    Ok(selected)
+}
+
+struct Reader<'a, 'p> {
+    repo: &'a Repository,
+    upstream: &'a UpstreamConfig,
+    repo_url: &'a str,
+    plan: &'p mut UpstreamPlan,
+    no_pins: &'a BTreeMap<String, String>,
+    /// Root tree per commit, so each tag's tree is looked up once.
+    trees: HashMap<Oid, git2::Tree<'a>>,
+}
+
+impl<'a> Reader<'a, '_> {
+    fn root(&mut self, commit: Oid) -> Result<git2::Tree<'a>, GitError> {
+        if let Some(tree) = self.trees.get(&commit) {
+            return Ok(tree.clone());
+        }
+        let tree = git::commit_tree(self.repo, commit)?;
+        self.trees.insert(commit, tree.clone());
+        Ok(tree)
+    }
+
+    fn reject(&mut self, tag: &str, dir: &str, reason: String) {
+        self.plan.rejections.push(Rejection {
+            upstream: self.upstream.key.clone(),
+            tag: Some(tag.to_owned()),
+            dir: Some(dir.to_owned()),
+            reason,
+        });
+    }
+
+    /// One package per immediate, non-hidden subfolder, minus folder excludes.
+    fn package_dir(&mut self, definition: &PackageDefinition, tag: &TagRef) -> Result<(), GitError> {
+        let root = self.root(tag.commit)?;
+        let Some(parent) = git::subtree(self.repo, &root, &definition.dir)? else {
+            self.reject(&tag.name, &definition.dir, "package folder does not exist at this tag".to_owned());
+            return Ok(());
+        };
+        for (name, _) in git::subfolders(&parent) {
+            let folder = if definition.dir.is_empty() { name } else { format!("{}/{name}", definition.dir) };
+            let excluded =
+                definition.excludes.iter().any(|e| folder == e.trim_end_matches('/') || folder.starts_with(e.as_str()));
+            if !excluded {
+                self.package(definition, &folder, tag, Precedence::FirstWins)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One package from `dir/composer.json`.
+    fn package(&mut self, definition: &PackageDefinition, dir: &str, tag: &TagRef, precedence: Precedence) -> Result<(), GitError> {
+        let root = self.root(tag.commit)?;
+        let Some(tree) = git::subtree(self.repo, &root, dir)? else {
+            self.reject(&tag.name, dir, "package folder does not exist at this tag".to_owned());
+            return Ok(());
+        };
+        let path = if dir.is_empty() { "composer.json".to_owned() } else { format!("{dir}/composer.json") };
+        let text = match git::read_file(self.repo, &root, &path)? {
+            FileLookup::Found(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => return Ok(self.reject(&tag.name, dir, "composer.json is not UTF-8".to_owned())),
+            },
+            FileLookup::Missing => return Ok(self.reject(&tag.name, dir, "no composer.json".to_owned())),
+            FileLookup::NotAFile => return Ok(self.reject(&tag.name, dir, "composer.json is not a regular file".to_owned())),
+        };
+        let pins = self.upstream.pinned_versions.get(&tag.name).unwrap_or(self.no_pins);
+        let context = RuleContext {
+            vendor: &self.upstream.vendor,
+            pins,
+            // Metapackages fall back to the tag name; folder packages without a version are skipped.
+            fallback_version: (precedence == Precedence::LastWins).then_some(tag.name.as_str()),
+            transforms: &self.upstream.transforms,
+        };
+        let rewritten = match rules::rewrite(&text, &context) {
+            Ok(rewritten) => rewritten,
+            Err(error) => return Ok(self.reject(&tag.name, dir, error.to_string())),
+        };
+        if let Err(reason) = check_key_safe(&rewritten.name, &rewritten.version) {
+            return Ok(self.reject(&tag.name, dir, reason));
+        }
+        let content = match precedence {
+            Precedence::FirstWins => {
+                let mut excludes = definition.excludes.clone();
+                for implicit in IMPLICIT_EXCLUDES {
+                    if !excludes.iter().any(|e| e == implicit) {
+                        excludes.push(implicit.to_owned());
+                    }
+                }
+                Content::PackageTree { dir: dir.to_owned(), excludes, empty_dirs: definition.empty_dirs.clone() }
+            }
+            Precedence::LastWins => Content::ComposerJsonOnly,
+        };
+        self.plan.candidates.push(Candidate {
+            package: rewritten.name,
+            version: rewritten.version,
+            composer_json: rewritten.composer_json,
+            precedence,
+            upstream: self.upstream.key.clone(),
+            repo_url: self.repo_url.to_owned(),
+            tag: tag.name.clone(),
+            commit: tag.commit,
+            tree_id: tree.id(),
+            content,
+        });
+        Ok(())
+    }
+}
+
+/// The archive key is built from the name and version; refuse values that would escape the
+/// `packages/<vendor>/` folder.
+fn check_key_safe(name: &str, version: &str) -> Result<(), String> {
+    let segments: Vec<&str> = name.split('/').collect();
+    let name_ok = segments.len() == 2 && segments.iter().all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('\\'));
+    if !name_ok {
+        return Err(format!("package name '{name}' is not of the form vendor/name"));
+    }
+    if version.contains('/') || version.contains('\\') || version.contains("..") || version.chars().any(char::is_control) {
+        return Err(format!("version '{version}' of {name} cannot name an archive"));
+    }
+    Ok(())
+}
+
+/// Applies precedence across all candidates (in processing order): one winner per name@version.
+pub fn resolve(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut winners: Vec<Candidate> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for candidate in candidates {
+        match index.get(&candidate.id()) {
+            None => {
+                index.insert(candidate.id(), winners.len());
+                winners.push(candidate);
+            }
+            Some(&i) => {
+                if candidate.precedence == Precedence::LastWins {
+                    winners[i] = candidate;
+                }
+            }
+        }
+    }
+    winners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_names_and_versions_are_refused() {
+        assert!(check_key_safe("acme/a", "1.0.0").is_ok());
+        assert!(check_key_safe("acme/a", "1.0.0-a20260101+p1").is_ok());
+        assert!(check_key_safe("acme", "1").is_err());
+        assert!(check_key_safe("../x", "1").is_err());
+        assert!(check_key_safe("a/b/c", "1").is_err());
+        assert!(check_key_safe("a/b", "../../x").is_err());
+    }
+}

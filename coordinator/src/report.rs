@@ -1,0 +1,109 @@
+//! The build report: what was built, what was already published, what failed and why.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::plan::{Rejection, RepositoryFailure};
+
+/// The outcome of one build, per package.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BuildReport {
+    /// Build id.
+    pub build_id: String,
+    /// Start time (RFC 3339, UTC).
+    pub started_at: String,
+    /// Wall time in seconds.
+    pub duration_seconds: f64,
+    /// In-process workers used.
+    pub workers: usize,
+    /// Archives built and stored by this build.
+    pub built: Vec<PackageOutcome>,
+    /// name@version already published before this build (nothing done).
+    pub unchanged: Vec<String>,
+    /// Packages that should have been built but were not.
+    pub failed: Vec<PackageOutcome>,
+    /// Upstream input that gives no package (invalid composer.json, missing name or version,
+    /// tags that are not versions, missing folders), as the reference skips it.
+    pub rejected: Vec<Rejection>,
+    /// Upstreams that could not be read at all.
+    pub repository_failures: Vec<RepositoryFailure>,
+    /// Tags built per upstream.
+    pub tags: Vec<UpstreamTags>,
+}
+
+/// Tags planned for one upstream.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamTags {
+    /// Upstream key.
+    pub upstream: String,
+    /// Tags in processing order.
+    pub tags: Vec<String>,
+}
+
+/// One package in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageOutcome {
+    /// Composer name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Upstream key.
+    pub upstream: String,
+    /// Tag it was built from.
+    pub tag: String,
+    /// Archive size, when built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Archive sha1, when built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Warnings (e.g. symlinks pointing outside the repository).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl BuildReport {
+    /// True when nothing failed (rejected upstream input does not count unless `strict`).
+    pub fn succeeded(&self, strict: bool) -> bool {
+        self.failed.is_empty() && self.repository_failures.is_empty() && (!strict || self.rejected.is_empty())
+    }
+
+    /// A human-readable summary for the terminal.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "build {}: {} built, {} already published, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {} workers)",
+            self.build_id,
+            self.built.len(),
+            self.unchanged.len(),
+            self.failed.len(),
+            self.repository_failures.len(),
+            self.rejected.len(),
+            self.duration_seconds,
+            self.workers,
+        );
+        for failure in &self.repository_failures {
+            let _ = writeln!(out, "  repository failed: {} ({}): {}", failure.upstream, failure.url, failure.reason);
+        }
+        for failed in &self.failed {
+            let reason = failed.reason.as_deref().unwrap_or("unknown");
+            let _ = writeln!(out, "  failed: {} {} ({} {}): {reason}", failed.package, failed.version, failed.upstream, failed.tag);
+        }
+        for rejection in &self.rejected {
+            let tag = rejection.tag.as_deref().unwrap_or("-");
+            let dir = rejection.dir.as_deref().map(|d| if d.is_empty() { "<root>" } else { d }).unwrap_or("-");
+            let _ = writeln!(out, "  rejected: {} {tag} {dir}: {}", rejection.upstream, rejection.reason);
+        }
+        for built in self.built.iter().filter(|b| !b.warnings.is_empty()) {
+            for warning in &built.warnings {
+                let _ = writeln!(out, "  warning: {} {}: {warning}", built.package, built.version);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,418 @@
+//! Git access with git2: a cache of bare clones, tags in the reference's order, and package trees
+//! read straight from the object database (no working tree, no `git` subprocess).
+//!
+//! What a package archive holds is what `git checkout` would write as regular files below the
+//! package folder: blobs with mode 100644/100755, after `.gitattributes` eol conversion. Symlinks
+//! and submodule entries never become entries (as in the reference); a symlink that points outside
+//! the repository is reported as a warning, and its target is never read.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use git2::{AutotagOption, FetchOptions, ObjectType, Oid, Repository, Tree};
+use sha1::Digest as _;
+
+use crate::gitattributes::{self, AttributesFile, EolConversion, Macros};
+
+/// A git operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// libgit2 reported an error.
+    #[error("{context}: {source}")]
+    Git {
+        /// What we were doing.
+        context: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The cache folder could not be prepared.
+    #[error("cannot prepare git cache {path}: {source}")]
+    Cache {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder that should exist at the commit does not.
+    #[error("folder '{dir}' does not exist at {commit}")]
+    MissingDir {
+        /// Repository-relative folder.
+        dir: String,
+        /// Commit id.
+        commit: String,
+    },
+    /// A path in the tree is not UTF-8, so it cannot be a zip entry name the reference would write.
+    #[error("path '{0}' is not valid UTF-8")]
+    NonUtf8Path(String),
+}
+
+fn git_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+    move |source| GitError::Git { context: context.into(), source }
+}
+
+/// A folder of bare clones, one per upstream URL.
+#[derive(Debug, Clone)]
+pub struct GitCache {
+    root: PathBuf,
+}
+
+impl GitCache {
+    /// A cache rooted at `root` (created on first use).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        GitCache { root: root.into() }
+    }
+
+    /// The bare clone's folder for `url`: the last path segment plus a hash of the whole URL, so
+    /// that same-named repositories of different owners do not collide.
+    pub fn path_for(&self, url: &str) -> PathBuf {
+        let trimmed = url.trim_end_matches('/');
+        let last = trimmed.rsplit(['/', ':']).next().unwrap_or("repo");
+        let stem = last.strip_suffix(".git").unwrap_or(last);
+        let safe: String =
+            stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+        let digest = hex::encode(sha1::Sha1::digest(trimmed.as_bytes()));
+        self.root.join(format!("{safe}-{}.git", &digest[..12]))
+    }
+
+    /// Clones or updates the bare mirror of `url`: every branch and tag, forced (a moved tag is
+    /// followed; immutability of published archives is enforced by storage, not here).
+    pub fn sync(&self, url: &str) -> Result<Repository, GitError> {
+        let path = self.path_for(url);
+        std::fs::create_dir_all(&self.root).map_err(|source| GitError::Cache { path: self.root.clone(), source })?;
+        let repo = match Repository::open_bare(&path) {
+            Ok(repo) => repo,
+            Err(_) => {
+                if path.exists() {
+                    // A half-created clone from an interrupted run: start again.
+                    std::fs::remove_dir_all(&path).map_err(|source| GitError::Cache { path: path.clone(), source })?;
+                }
+                Repository::init_bare(&path).map_err(git_err(format!("cannot create {}", path.display())))?
+            }
+        };
+        {
+            let mut remote = repo.remote_anonymous(url).map_err(git_err(format!("bad upstream URL {url}")))?;
+            let mut options = FetchOptions::new();
+            options.download_tags(AutotagOption::All).prune(git2::FetchPrune::On);
+            remote
+                .fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
+                .map_err(git_err(format!("cannot fetch {url}")))?;
+        }
+        Ok(repo)
+    }
+
+    /// Opens the existing clone of `url`, fetching it first if it does not have `commit`.
+    pub fn open_with_commit(&self, url: &str, commit: Oid) -> Result<Repository, GitError> {
+        if let Ok(repo) = Repository::open_bare(self.path_for(url)) {
+            if repo.find_commit(commit).is_ok() {
+                return Ok(repo);
+            }
+        }
+        let repo = self.sync(url)?;
+        repo.find_commit(commit).map_err(git_err(format!("commit {commit} not found in {url}")))?;
+        Ok(repo)
+    }
+}
+
+/// A tag and the commit it points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRef {
+    /// Tag name without `refs/tags/`.
+    pub name: String,
+    /// The commit the tag peels to.
+    pub commit: Oid,
+}
+
+/// Lists tags in `git tag` order (byte order of the names). Tags that do not point to a commit
+/// are returned separately with a reason.
+pub fn list_tags(repo: &Repository) -> Result<(Vec<TagRef>, Vec<(String, String)>), GitError> {
+    let mut tags = Vec::new();
+    let mut unusable = Vec::new();
+    let references = repo.references_glob("refs/tags/*").map_err(git_err("cannot list tags"))?;
+    for reference in references {
+        let reference = reference.map_err(git_err("cannot read a tag"))?;
+        let Some(name) = reference.name().and_then(|n| n.strip_prefix("refs/tags/")) else {
+            unusable.push((String::from_utf8_lossy(reference.name_bytes()).into_owned(), "tag name is not UTF-8".to_owned()));
+            continue;
+        };
+        match reference.peel(ObjectType::Commit) {
+            Ok(object) => tags.push(TagRef { name: name.to_owned(), commit: object.id() }),
+            Err(e) => unusable.push((name.to_owned(), format!("does not point to a commit: {}", e.message()))),
+        }
+    }
+    tags.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok((tags, unusable))
+}
+
+/// The tree of a commit.
+pub fn commit_tree(repo: &Repository, commit: Oid) -> Result<Tree<'_>, GitError> {
+    let commit = repo.find_commit(commit).map_err(git_err(format!("commit {commit} not found")))?;
+    commit.tree().map_err(git_err("cannot read commit tree"))
+}
+
+/// The subtree at a repository-relative folder (`""` is the root), if it exists and is a folder.
+pub fn subtree<'r>(repo: &'r Repository, root: &Tree<'r>, dir: &str) -> Result<Option<Tree<'r>>, GitError> {
+    if dir.is_empty() {
+        return Ok(Some(root.clone()));
+    }
+    let entry = match root.get_path(Path::new(dir)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(git_err(format!("cannot look up {dir}"))(e)),
+    };
+    if entry.kind() != Some(ObjectType::Tree) {
+        return Ok(None);
+    }
+    let tree = repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {dir}")))?;
+    Ok(Some(tree))
+}
+
+/// Immediate subfolders of a tree as `(name, tree id)`, in byte order, without dot-folders (the
+/// reference's `dir/*/` glob never finds them), symlinks or submodules.
+pub fn subfolders(tree: &Tree<'_>) -> Vec<(String, Oid)> {
+    let mut folders: Vec<(String, Oid)> = tree
+        .iter()
+        .filter(|entry| entry.kind() == Some(ObjectType::Tree))
+        .filter_map(|entry| entry.name().map(|name| (name.to_owned(), entry.id())))
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    folders.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    folders
+}
+
+/// What a regular file lookup found.
+#[derive(Debug)]
+pub enum FileLookup {
+    /// A regular file's content.
+    Found(Vec<u8>),
+    /// Nothing at that path.
+    Missing,
+    /// Something other than a regular file (folder, symlink, submodule).
+    NotAFile,
+}
+
+/// Reads a regular file from a tree.
+pub fn read_file(repo: &Repository, tree: &Tree<'_>, path: &str) -> Result<FileLookup, GitError> {
+    let entry = match tree.get_path(Path::new(path)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(FileLookup::Missing),
+        Err(e) => return Err(git_err(format!("cannot look up {path}"))(e)),
+    };
+    if entry.kind() != Some(ObjectType::Blob) || !is_regular_mode(entry.filemode()) {
+        return Ok(FileLookup::NotAFile);
+    }
+    let blob = repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {path}")))?;
+    Ok(FileLookup::Found(blob.content().to_vec()))
+}
+
+fn is_regular_mode(mode: i32) -> bool {
+    matches!(mode, 0o100644 | 0o100755 | 0o100664)
+}
+
+/// One file of a package, ready for the archive.
+#[derive(Debug, Clone)]
+pub struct PackageFile {
+    /// Package-relative path.
+    pub path: String,
+    /// Bytes as checkout would write them.
+    pub data: Arc<[u8]>,
+    /// True for git mode 100755.
+    pub executable: bool,
+}
+
+/// The files of a package and anything worth reporting about them.
+#[derive(Debug, Default)]
+pub struct PackageFiles {
+    /// Regular files, in tree order.
+    pub files: Vec<PackageFile>,
+    /// Warnings for the build report.
+    pub warnings: Vec<String>,
+}
+
+/// Collects the regular files below `dir` at `commit`, minus every path for which some exclude is
+/// equal or a prefix (repository-relative, no path boundary), minus the package-root composer.json
+/// (the generated one replaces it).
+pub fn collect_package_files(repo: &Repository, commit: Oid, dir: &str, excludes: &[String]) -> Result<PackageFiles, GitError> {
+    let root = commit_tree(repo, commit)?;
+    let mut macros = Macros::default();
+    let mut attributes: Vec<(String, AttributesFile)> = Vec::new();
+    if let Some(file) = attributes_in(repo, &root, &mut macros, true)? {
+        attributes.push((String::new(), file));
+    }
+    // Attribute files of the folders between the root and the package folder also apply.
+    let mut current = root.clone();
+    let mut walked = String::new();
+    if !dir.is_empty() {
+        for component in dir.split('/') {
+            walked = if walked.is_empty() { component.to_owned() } else { format!("{walked}/{component}") };
+            current = match subtree(repo, &current, component)? {
+                Some(tree) => tree,
+                None => return Err(GitError::MissingDir { dir: dir.to_owned(), commit: commit.to_string() }),
+            };
+            if let Some(file) = attributes_in(repo, &current, &mut macros, false)? {
+                attributes.push((walked.clone(), file));
+            }
+        }
+    }
+    let mut walker = Walker { repo, excludes, macros, attributes, out: PackageFiles::default() };
+    walker.walk(&current, dir, "")?;
+    Ok(walker.out)
+}
+
+fn attributes_in(repo: &Repository, tree: &Tree<'_>, macros: &mut Macros, is_root: bool) -> Result<Option<AttributesFile>, GitError> {
+    match tree.get_name(".gitattributes") {
+        Some(entry) if entry.kind() == Some(ObjectType::Blob) => {
+            let blob = repo.find_blob(entry.id()).map_err(git_err("cannot read .gitattributes"))?;
+            let text = String::from_utf8_lossy(blob.content());
+            Ok(Some(AttributesFile::parse(&text, macros, is_root)))
+        }
+        _ => Ok(None),
+    }
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    excludes: &'a [String],
+    macros: Macros,
+    /// `.gitattributes` files that apply at the current depth, root first.
+    attributes: Vec<(String, AttributesFile)>,
+    out: PackageFiles,
+}
+
+impl Walker<'_> {
+    fn excluded(&self, repo_path: &str) -> bool {
+        self.excludes.iter().any(|e| repo_path.starts_with(e.as_str()))
+    }
+
+    fn walk(&mut self, tree: &Tree<'_>, repo_dir: &str, package_dir: &str) -> Result<(), GitError> {
+        for entry in tree.iter() {
+            let name = std::str::from_utf8(entry.name_bytes())
+                .map_err(|_| GitError::NonUtf8Path(format!("{repo_dir}/{}", String::from_utf8_lossy(entry.name_bytes()))))?;
+            let repo_path = join(repo_dir, name);
+            let package_path = join(package_dir, name);
+            match entry.filemode() {
+                0o040000 => {
+                    // Every file below starts with "<folder>/", so an exclude that is a prefix of
+                    // that removes the whole folder.
+                    if self.excluded(&format!("{repo_path}/")) {
+                        continue;
+                    }
+                    let subtree = self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
+                    let pushed = match attributes_in(self.repo, &subtree, &mut self.macros, false)? {
+                        Some(file) => {
+                            self.attributes.push((repo_path.clone(), file));
+                            true
+                        }
+                        None => false,
+                    };
+                    self.walk(&subtree, &repo_path, &package_path)?;
+                    if pushed {
+                        self.attributes.pop();
+                    }
+                }
+                mode if is_regular_mode(mode) => {
+                    if self.excluded(&repo_path) || package_path == "composer.json" {
+                        continue;
+                    }
+                    let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
+                    let conversion = self.conversion(&repo_path);
+                    let data: Arc<[u8]> = match gitattributes::convert(blob.content(), conversion) {
+                        Some(converted) => Arc::from(converted),
+                        None => Arc::from(blob.content()),
+                    };
+                    self.out.files.push(PackageFile { path: package_path, data, executable: mode == 0o100755 });
+                }
+                0o120000 => {
+                    if self.excluded(&repo_path) {
+                        continue;
+                    }
+                    let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
+                    let target = String::from_utf8_lossy(blob.content()).into_owned();
+                    if points_outside(repo_dir, &target) {
+                        self.out.warnings.push(format!(
+                            "symlink {repo_path} -> {target} points outside the repository; left out (symlinks are never archived)"
+                        ));
+                    }
+                }
+                // Submodules (160000) produce nothing, as in a checkout without submodules.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn conversion(&self, repo_path: &str) -> EolConversion {
+        if self.attributes.is_empty() {
+            return EolConversion::None;
+        }
+        let files: Vec<(&str, &AttributesFile)> = self.attributes.iter().map(|(d, f)| (d.as_str(), f)).collect();
+        gitattributes::conversion_for(repo_path, &files)
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
+}
+
+/// Whether a symlink in `link_dir` with `target` resolves outside the repository root.
+fn points_outside(link_dir: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut depth: i64 = link_dir.split('/').filter(|s| !s.is_empty()).count() as i64;
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// A per-thread cache of opened repositories, so a worker thread does not reopen (and re-read the
+/// pack indexes of) the same repository for every job.
+pub fn with_repository<T>(path: &Path, f: impl FnOnce(&Repository) -> T) -> Result<T, GitError> {
+    thread_local! {
+        static OPEN: std::cell::RefCell<HashMap<PathBuf, Repository>> = std::cell::RefCell::new(HashMap::new());
+    }
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        if !open.contains_key(path) {
+            let repo = Repository::open_bare(path).map_err(git_err(format!("cannot open {}", path.display())))?;
+            open.insert(path.to_owned(), repo);
+        }
+        Ok(f(open.get(path).expect("just inserted")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_targets_outside_the_repository() {
+        assert!(points_outside("", "/etc/passwd"));
+        assert!(points_outside("", "../x"));
+        assert!(points_outside("a/b", "../../../x"));
+        assert!(!points_outside("a/b", "../../x"));
+        assert!(!points_outside("a", "Foo.php"));
+        assert!(!points_outside("a", "./b/../c"));
+    }
+
+    #[test]
+    fn cache_paths_do_not_collide_across_owners() {
+        let cache = GitCache::new("/c");
+        let a = cache.path_for("https://github.com/a/repo.git");
+        let b = cache.path_for("https://github.com/b/repo.git");
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("repo-"));
+    }
+}

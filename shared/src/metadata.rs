@@ -1,0 +1,210 @@
+//! Composer 2 repository metadata: `packages.json` and minified `p2/<vendor>/<name>[~dev].json`.
+//!
+//! Pure: given every published package version, it returns the files' bytes. Output is
+//! deterministic (names sorted, versions newest first in the reference's version order, stable
+//! keys), so an unchanged package gives a byte-identical p2 file. The format follows
+//! `composer-repository.md`: `metadata-url` and every dist URL are absolute, `shasum` is the
+//! archive's sha1, versions are minified with the `composer/2.0` algorithm.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::json;
+
+/// One published version of a package.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedVersion {
+    /// Composer name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The package's composer.json as it is inside the archive.
+    pub composer: Map<String, Value>,
+    /// Storage key of the archive, relative to the repository root.
+    pub key: String,
+    /// sha1 of the archive.
+    pub sha1: String,
+}
+
+/// One metadata file: its storage key and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataFile {
+    /// Storage key, e.g. `p2/acme/module-a.json`.
+    pub key: String,
+    /// Content.
+    pub bytes: Vec<u8>,
+}
+
+/// Everything to publish, p2 files first and `packages.json` last (write them in this order).
+pub fn render(base_url: &str, versions: &[PublishedVersion]) -> Vec<MetadataFile> {
+    let base = base_url.trim_end_matches('/');
+    let mut by_name: BTreeMap<String, Vec<&PublishedVersion>> = BTreeMap::new();
+    for version in versions {
+        by_name.entry(version.name.to_lowercase()).or_default().push(version);
+    }
+    let mut files = Vec::with_capacity(by_name.len() * 2 + 1);
+    for (name, mut list) in by_name {
+        list.sort_by(|a, b| newest_first(&a.version, &b.version));
+        let (dev, stable): (Vec<&PublishedVersion>, Vec<&PublishedVersion>) = list.into_iter().partition(|v| is_dev(&v.version));
+        files.push(p2_file(base, &name, "", &stable));
+        files.push(p2_file(base, &name, "~dev", &dev));
+    }
+    let names: Vec<Value> = files
+        .iter()
+        .filter_map(|f| f.key.strip_prefix("p2/").and_then(|k| k.strip_suffix(".json")))
+        .filter(|k| !k.ends_with("~dev"))
+        .map(|k| Value::String(k.to_owned()))
+        .collect();
+    let mut root = Map::new();
+    root.insert("packages".to_owned(), Value::Array(Vec::new()));
+    root.insert("metadata-url".to_owned(), Value::String(format!("{base}/p2/%package%.json")));
+    root.insert("available-packages".to_owned(), Value::Array(names));
+    files.push(MetadataFile { key: "packages.json".to_owned(), bytes: json::stringify_compact(&Value::Object(root)).into_bytes() });
+    files
+}
+
+/// Composer's dev stability: `dev-` branches and `-dev` suffixes.
+pub fn is_dev(version: &str) -> bool {
+    version.starts_with("dev-") || version.ends_with("-dev")
+}
+
+fn newest_first(a: &str, b: &str) -> std::cmp::Ordering {
+    match crate::version::compare(a, b) {
+        Ok(order) if order.ordering() != std::cmp::Ordering::Equal => order.ordering().reverse(),
+        _ => b.cmp(a),
+    }
+}
+
+fn p2_file(base: &str, name: &str, suffix: &str, versions: &[&PublishedVersion]) -> MetadataFile {
+    let full: Vec<Map<String, Value>> = versions.iter().map(|v| version_object(base, v)).collect();
+    let mut packages = Map::new();
+    packages.insert(name.to_owned(), Value::Array(minify(&full)));
+    let mut root = Map::new();
+    root.insert("minified".to_owned(), Value::String("composer/2.0".to_owned()));
+    root.insert("packages".to_owned(), Value::Object(packages));
+    MetadataFile { key: format!("p2/{name}{suffix}.json"), bytes: json::stringify_compact(&Value::Object(root)).into_bytes() }
+}
+
+/// The version object: the package's composer.json (top-level `null`s dropped, see the minifier
+/// caveat) with `name`, `version` and `dist`.
+fn version_object(base: &str, version: &PublishedVersion) -> Map<String, Value> {
+    let mut object = Map::new();
+    object.insert("name".to_owned(), Value::String(version.name.clone()));
+    object.insert("version".to_owned(), Value::String(version.version.clone()));
+    for (key, value) in &version.composer {
+        if key == "name" || key == "version" || key == "dist" || key == "source" || value.is_null() {
+            continue;
+        }
+        object.insert(key.clone(), value.clone());
+    }
+    let mut dist = Map::new();
+    dist.insert("type".to_owned(), Value::String("zip".to_owned()));
+    dist.insert("url".to_owned(), Value::String(format!("{base}/{}", version.key)));
+    dist.insert("shasum".to_owned(), Value::String(version.sha1.clone()));
+    object.insert("dist".to_owned(), Value::Object(dist));
+    object
+}
+
+/// composer/metadata-minifier's `minify`: the first version in full, then only the top-level keys
+/// that changed, and `"__unset"` for keys that disappeared.
+pub fn minify(versions: &[Map<String, Value>]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(versions.len());
+    let mut state: Option<Map<String, Value>> = None;
+    for version in versions {
+        match &mut state {
+            None => {
+                out.push(Value::Object(version.clone()));
+                state = Some(version.clone());
+            }
+            Some(previous) => {
+                let mut diff = Map::new();
+                for (key, value) in version {
+                    if previous.get(key) != Some(value) {
+                        diff.insert(key.clone(), value.clone());
+                    }
+                }
+                for key in previous.keys() {
+                    if !version.contains_key(key) {
+                        diff.insert(key.clone(), Value::String("__unset".to_owned()));
+                    }
+                }
+                out.push(Value::Object(diff));
+                *previous = version.clone();
+            }
+        }
+    }
+    out
+}
+
+/// composer/metadata-minifier's `expand` (used by tests and `verify`).
+pub fn expand(minified: &[Value]) -> Vec<Map<String, Value>> {
+    let mut out: Vec<Map<String, Value>> = Vec::with_capacity(minified.len());
+    let mut state = Map::new();
+    for entry in minified {
+        if let Value::Object(entry) = entry {
+            for (key, value) in entry {
+                if value == "__unset" {
+                    state.shift_remove(key);
+                } else {
+                    state.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        out.push(state.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(name: &str, version: &str, require: &str) -> PublishedVersion {
+        let composer: Map<String, Value> =
+            serde_json::from_str(&format!(r#"{{"name":"{name}","type":"library","require":{require},"homepage":null}}"#)).unwrap();
+        PublishedVersion {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            composer,
+            key: format!("packages/{name}-{version}.zip"),
+            sha1: "ab".repeat(20),
+        }
+    }
+
+    #[test]
+    fn layout_and_roundtrip() {
+        let versions = vec![
+            published("acme/a", "1.0.0", r#"{"php":"^8"}"#),
+            published("acme/a", "1.0.0-p2", r#"{"php":"^8"}"#),
+            published("acme/a", "1.0.0-p10", r#"{"php":"^8.1"}"#),
+            published("acme/a", "dev-main", r#"{}"#),
+            published("acme/b", "2.0", r#"{}"#),
+        ];
+        let files = render("https://repo.example.org/", &versions);
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["p2/acme/a.json", "p2/acme/a~dev.json", "p2/acme/b.json", "p2/acme/b~dev.json", "packages.json"]);
+        let root: Value = serde_json::from_slice(&files[4].bytes).unwrap();
+        assert_eq!(root["metadata-url"], "https://repo.example.org/p2/%package%.json");
+        assert_eq!(root["available-packages"], serde_json::json!(["acme/a", "acme/b"]));
+        let p2: Value = serde_json::from_slice(&files[0].bytes).unwrap();
+        assert_eq!(p2["minified"], "composer/2.0");
+        let expanded = expand(p2["packages"]["acme/a"].as_array().unwrap());
+        let order: Vec<&str> = expanded.iter().map(|v| v["version"].as_str().unwrap()).collect();
+        assert_eq!(order, ["1.0.0-p10", "1.0.0-p2", "1.0.0"]);
+        assert_eq!(expanded[1]["require"]["php"], "^8");
+        assert_eq!(expanded[2]["dist"]["url"], "https://repo.example.org/packages/acme/a-1.0.0.zip");
+        assert!(!expanded[0].contains_key("homepage"));
+        let dev: Value = serde_json::from_slice(&files[1].bytes).unwrap();
+        assert_eq!(dev["packages"]["acme/a"][0]["version"], "dev-main");
+    }
+
+    #[test]
+    fn minify_marks_removed_keys() {
+        let a: Map<String, Value> = serde_json::from_str(r#"{"v":"2","x":1}"#).unwrap();
+        let b: Map<String, Value> = serde_json::from_str(r#"{"v":"1"}"#).unwrap();
+        let minified = minify(&[a.clone(), b.clone()]);
+        assert_eq!(minified[1], serde_json::json!({"v":"1","x":"__unset"}));
+        assert_eq!(expand(&minified), vec![a, b]);
+    }
+}

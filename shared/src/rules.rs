@@ -1,0 +1,319 @@
+//! composer.json rewriting: which name and version a package gets at a tag, and the exact text of
+//! the composer.json that goes into its archive (reference spec 3.4, 3.6, 4.4, 5.2 and 5.5).
+//!
+//! The order of steps matters for the bytes (a key added late is appended last), so it follows the
+//! reference: vendor rename, name and version choice, version written in place (or appended), pinned
+//! dependency constraints and the sample-data suggest prefix, then configured transforms.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::config::{Action, Condition, Transform};
+use crate::json;
+use crate::version;
+
+/// The text the reference prefixes to sample-data suggestions (needed by `sampledata:deploy`).
+pub const SAMPLE_DATA_PREFIX: &str = "Sample Data version: ";
+
+/// Why a composer.json does not give a package.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// The text is not valid JSON.
+    #[error("composer.json is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// Valid JSON, but not an object.
+    #[error("composer.json is not a JSON object")]
+    NotAnObject,
+    /// No usable `name`.
+    #[error("composer.json has no package name")]
+    NameMissing,
+    /// No version from a pin, the file or a fallback.
+    #[error("{0} has no version: composer.json sets none and no pin applies")]
+    VersionMissing(String),
+    /// A version of a type that cannot name an archive.
+    #[error("{0} has a version that is not a string or number")]
+    VersionNotString(String),
+    /// A transform's path runs through a value that is not an object.
+    #[error("transform for {package}: '{key}' in path {path:?} is not an object")]
+    TransformPath {
+        /// The package being transformed.
+        package: String,
+        /// Where the path broke.
+        key: String,
+        /// The whole path.
+        path: Vec<String>,
+    },
+}
+
+/// Everything the rules need besides the composer.json text.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleContext<'a> {
+    /// Vendor of the build; anything but `magento` renames `magento/*` names.
+    pub vendor: &'a str,
+    /// Versions pinned for this tag (package name to version).
+    pub pins: &'a BTreeMap<String, String>,
+    /// Version to use when neither a pin nor the file has one (metapackages: the tag).
+    pub fallback_version: Option<&'a str>,
+    /// Configured transforms of the upstream.
+    pub transforms: &'a [Transform],
+}
+
+/// A package's identity and its generated composer.json.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    /// Composer name.
+    pub name: String,
+    /// Version as it names the archive.
+    pub version: String,
+    /// The exact composer.json text for the archive (`JSON.stringify(config, null, 2)`).
+    pub composer_json: String,
+}
+
+/// Applies the reference's rules to a package's composer.json.
+pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleError> {
+    let parsed = json::parse(text).map_err(|e| RuleError::InvalidJson(e.to_string().trim_start_matches("invalid JSON: ").to_owned()))?;
+    let Value::Object(mut config) = parsed else {
+        return Err(RuleError::NotAnObject);
+    };
+    if context.vendor != crate::config::DEFAULT_VENDOR {
+        apply_vendor_rename(&mut config, context.vendor, Some(context.pins));
+    }
+    let name = match config.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        _ => return Err(RuleError::NameMissing),
+    };
+    let version_value = match context.pins.get(&name).filter(|v| !v.is_empty()) {
+        Some(pinned) => Value::String(pinned.clone()),
+        None => match config.get("version") {
+            Some(value) if js_truthy(value) => value.clone(),
+            _ => match context.fallback_version {
+                Some(fallback) if !fallback.is_empty() => Value::String(fallback.to_owned()),
+                _ => return Err(RuleError::VersionMissing(name)),
+            },
+        },
+    };
+    let version = match &version_value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => json::format_js_number(n),
+        _ => return Err(RuleError::VersionNotString(name)),
+    };
+    // Existing key: updated in place. Missing: appended as the last key.
+    config.insert("version".to_owned(), version_value);
+    set_dependency_versions(&mut config, context.pins);
+    apply_transforms(&mut config, &name, &version, context)?;
+    let composer_json = json::stringify_pretty(&Value::Object(config));
+    Ok(Rewritten { name, version, composer_json })
+}
+
+/// The name the reference uses to look up transforms: the name itself, or with its vendor replaced
+/// by `magento/`.
+fn apply_transforms(config: &mut Map<String, Value>, name: &str, version: &str, context: &RuleContext<'_>) -> Result<(), RuleError> {
+    let own: Vec<&Transform> = context.transforms.iter().filter(|t| t.package == name).collect();
+    let selected = if own.is_empty() {
+        let magento_name = match name.split_once('/') {
+            Some((_, rest)) => format!("magento/{rest}"),
+            None => return Ok(()),
+        };
+        context.transforms.iter().filter(|t| t.package == magento_name).collect()
+    } else {
+        own
+    };
+    for transform in selected {
+        if !condition_holds(&transform.when, version) {
+            continue;
+        }
+        for action in &transform.actions {
+            apply_action(config, action, name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a transform's condition holds for a version.
+pub fn condition_holds(condition: &Condition, version: &str) -> bool {
+    if condition.version.as_deref().is_some_and(|v| v != version) {
+        return false;
+    }
+    if condition.version_prefix.as_deref().is_some_and(|p| !version.starts_with(p)) {
+        return false;
+    }
+    if let Some(floor) = &condition.version_at_least {
+        if !version::compare(version, floor).is_ok_and(|c| c.is_ge()) {
+            return false;
+        }
+    }
+    if let Some(ceiling) = &condition.version_below {
+        if !version::compare(version, ceiling).is_ok_and(|c| c.ordering() == std::cmp::Ordering::Less && c.is_le()) {
+            return false;
+        }
+    }
+    true
+}
+
+fn apply_action(config: &mut Map<String, Value>, action: &Action, package: &str) -> Result<(), RuleError> {
+    let (path, value) = match action {
+        Action::Set { set, value } => (set, Some(value)),
+        Action::Remove { remove } => (remove, None),
+    };
+    let (last, parents) = path.split_last().expect("validated: paths are not empty");
+    let mut current = config;
+    for key in parents {
+        if value.is_none() && !current.contains_key(key) {
+            return Ok(());
+        }
+        let entry = current.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+        current = match entry {
+            Value::Object(map) => map,
+            _ => {
+                return Err(RuleError::TransformPath { package: package.to_owned(), key: key.clone(), path: path.clone() });
+            }
+        };
+    }
+    match value {
+        Some(value) => {
+            current.insert(last.clone(), value.clone());
+        }
+        None => {
+            current.shift_remove(last);
+        }
+    }
+    Ok(())
+}
+
+/// The reference's `setDependencyVersions` for mirror builds: pinned constraints in `require`,
+/// `require-dev` and `suggest`, then the sample-data suggest prefix.
+pub fn set_dependency_versions(config: &mut Map<String, Value>, pins: &BTreeMap<String, String>) {
+    for section in ["require", "require-dev", "suggest"] {
+        let Some(Value::Object(links)) = config.get_mut(section) else {
+            continue;
+        };
+        for (key, value) in links.iter_mut() {
+            if let Some(pinned) = pins.get(key).filter(|v| !v.is_empty()) {
+                *value = Value::String(pinned.clone());
+            }
+            if section == "suggest" && (key.ends_with("-sample-data") || key.contains("/sample-data-")) {
+                if let Value::String(text) = value {
+                    if !text.contains(SAMPLE_DATA_PREFIX) {
+                        *text = format!("{SAMPLE_DATA_PREFIX}{text}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reference's `applyVendorRename` without replace entries: the package name always moves to
+/// the vendor; dependency keys move only when `renamed_only_if_in` is absent or holds the new name
+/// (third-party `magento/*` packages that are not built keep their names).
+pub fn apply_vendor_rename(config: &mut Map<String, Value>, vendor: &str, renamed_only_if_in: Option<&BTreeMap<String, String>>) {
+    let rename = |name: &str| name.strip_prefix("magento/").map(|rest| format!("{vendor}/{rest}"));
+    if let Some(Value::String(name)) = config.get_mut("name") {
+        if let Some(renamed) = rename(name) {
+            *name = renamed;
+        }
+    }
+    for section in ["require", "require-dev", "suggest", "replace", "conflict"] {
+        let Some(Value::Object(links)) = config.get_mut(section) else {
+            continue;
+        };
+        let mut rebuilt = Map::new();
+        for (key, value) in std::mem::take(links) {
+            let new_key = match rename(&key) {
+                Some(renamed) if renamed_only_if_in.is_none_or(|names| names.contains_key(&renamed)) => renamed,
+                _ => key,
+            };
+            rebuilt.insert(new_key, value);
+        }
+        *links = rebuilt;
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn js_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.to_string().parse::<f64>().is_ok_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context<'a>(pins: &'a BTreeMap<String, String>, transforms: &'a [Transform], fallback: Option<&'a str>) -> RuleContext<'a> {
+        RuleContext { vendor: "magento", pins, fallback_version: fallback, transforms }
+    }
+
+    #[test]
+    fn version_stays_in_place_or_is_appended() {
+        let pins = BTreeMap::new();
+        let out = rewrite(r#"{"name":"a/b","version":"1.0","type":"x"}"#, &context(&pins, &[], None)).unwrap();
+        assert_eq!(out.composer_json, "{\n  \"name\": \"a/b\",\n  \"version\": \"1.0\",\n  \"type\": \"x\"\n}");
+        let pins = BTreeMap::from([("a/b".to_owned(), "2.0".to_owned())]);
+        let out = rewrite(r#"{"name":"a/b","type":"x"}"#, &context(&pins, &[], None)).unwrap();
+        assert_eq!(out.version, "2.0");
+        assert!(out.composer_json.ends_with("\"type\": \"x\",\n  \"version\": \"2.0\"\n}"));
+    }
+
+    #[test]
+    fn missing_name_and_version_are_errors() {
+        let pins = BTreeMap::new();
+        assert_eq!(rewrite(r#"{"version":"1"}"#, &context(&pins, &[], None)), Err(RuleError::NameMissing));
+        assert_eq!(rewrite(r#"{"name":"a/b"}"#, &context(&pins, &[], None)), Err(RuleError::VersionMissing("a/b".into())));
+        assert_eq!(rewrite(r#"{"name":"a/b"}"#, &context(&pins, &[], Some("1.0.0"))).unwrap().version, "1.0.0");
+        assert!(matches!(rewrite(r#"{"name":"a/b",}"#, &context(&pins, &[], None)), Err(RuleError::InvalidJson(_))));
+    }
+
+    #[test]
+    fn pins_and_sample_data_prefix() {
+        let pins = BTreeMap::from([("psr/log".to_owned(), "1.1.4".to_owned())]);
+        let text = r#"{"name":"a/b","version":"1","require":{"psr/log":"^1"},"suggest":{"m/module-x-sample-data":"1.0","m/sample-data-media":"Sample Data version: 2"}}"#;
+        let out = rewrite(text, &context(&pins, &[], None)).unwrap();
+        let value: Value = serde_json::from_str(&out.composer_json).unwrap();
+        assert_eq!(value["require"]["psr/log"], "1.1.4");
+        assert_eq!(value["suggest"]["m/module-x-sample-data"], "Sample Data version: 1.0");
+        assert_eq!(value["suggest"]["m/sample-data-media"], "Sample Data version: 2");
+    }
+
+    #[test]
+    fn transforms_follow_conditions_and_keep_positions() {
+        let transforms: Vec<Transform> = vec![
+            Transform {
+                package: "magento/module-x".into(),
+                when: Condition { version_prefix: Some("2.4.7-".into()), version_at_least: Some("2.4.7-p6".into()), ..Default::default() },
+                actions: vec![Action::Set { set: vec!["conflict".into(), "paypal/module-braintree".into()], value: ">=4.7.0".into() }],
+            },
+            Transform {
+                package: "magento/module-x".into(),
+                when: Condition::default(),
+                actions: vec![
+                    Action::Set { set: vec!["require".into(), "a/a".into()], value: "2".into() },
+                    Action::Remove { remove: vec!["require".into(), "z/z".into()] },
+                ],
+            },
+        ];
+        let pins = BTreeMap::new();
+        let text = r#"{"name":"magento/module-x","require":{"a/a":"1","z/z":"1","b/b":"1"}}"#;
+        let out = rewrite(text, &context(&pins, &transforms, Some("2.4.7-p6"))).unwrap();
+        let value: Value = serde_json::from_str(&out.composer_json).unwrap();
+        assert_eq!(json::stringify_compact(&value["require"]), r#"{"a/a":"2","b/b":"1"}"#);
+        assert_eq!(value["conflict"]["paypal/module-braintree"], ">=4.7.0");
+        let out = rewrite(text, &context(&pins, &transforms, Some("2.4.7-p5"))).unwrap();
+        assert!(!out.composer_json.contains("conflict"));
+    }
+
+    #[test]
+    fn vendor_rename_keeps_unbuilt_magento_names() {
+        let pins = BTreeMap::from([("mage-os/framework".to_owned(), "1.0.0".to_owned())]);
+        let ctx = RuleContext { vendor: "mage-os", pins: &pins, fallback_version: None, transforms: &[] };
+        let text = r#"{"name":"magento/module-a","version":"1","require":{"magento/framework":"*","magento/zend-db":"*"}}"#;
+        let out = rewrite(text, &ctx).unwrap();
+        assert_eq!(out.name, "mage-os/module-a");
+        let value: Value = serde_json::from_str(&out.composer_json).unwrap();
+        assert_eq!(json::stringify_compact(&value["require"]), r#"{"mage-os/framework":"1.0.0","magento/zend-db":"*"}"#);
+    }
+}

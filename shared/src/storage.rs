@@ -1,0 +1,229 @@
+//! Object storage for archives and metadata. The embedded mode uses a local folder.
+//!
+//! Two write paths with different guarantees:
+//! - archives are created only if absent; an existing object with the same bytes is accepted (a
+//!   redelivered job is harmless), one with different bytes is refused as drift and kept
+//!   (invariant 2: a published name@version never changes);
+//! - metadata files are replaced atomically (temp file + rename), so a reader never sees a
+//!   half-written file.
+
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha1::Digest as _;
+
+/// Folder (relative to the storage root) for the farm's own state: manifest, reports, temp files.
+pub const STATE_PREFIX: &str = ".farm";
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// I/O on the backing store failed.
+    #[error("storage I/O on {key}: {source}")]
+    Io {
+        /// Object key.
+        key: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An object exists under the key with different bytes; it was kept.
+    #[error("{key} is already published with sha1 {existing_sha1}; the new build has sha1 {new_sha1}: refused, the published archive is kept")]
+    Drift {
+        /// Object key.
+        key: String,
+        /// sha1 of the published object.
+        existing_sha1: String,
+        /// sha1 of the refused bytes.
+        new_sha1: String,
+    },
+    /// The key would leave the storage root.
+    #[error("invalid object key '{0}'")]
+    InvalidKey(String),
+}
+
+/// How an archive write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The object was created.
+    Created,
+    /// The same bytes were already there.
+    AlreadyIdentical,
+}
+
+/// Where the repository is published.
+pub trait Storage: Send + Sync + 'static {
+    /// A local folder for temporary archive files before they are stored.
+    fn scratch_dir(&self) -> PathBuf;
+
+    /// Stores the archive file at `key` unless an object exists there (see the module docs).
+    fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> impl Future<Output = Result<Stored, StorageError>> + Send;
+
+    /// Replaces the object at `key` atomically.
+    fn put_replace(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Reads the object at `key`, if any.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send;
+
+    /// Whether an object exists at `key`.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+}
+
+/// A local folder as storage.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Storage rooted at `root`; leftovers of an interrupted run's temp folder are removed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<LocalStorage, StorageError> {
+        let storage = LocalStorage { root: root.into() };
+        let scratch = storage.scratch_dir();
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch).map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
+        }
+        std::fs::create_dir_all(&scratch).map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
+        Ok(storage)
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        let bad = key.is_empty()
+            || key.starts_with('/')
+            || key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..");
+        if bad {
+            return Err(StorageError::InvalidKey(key.to_owned()));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn ensure_parent(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| StorageError::Io { key: key.to_owned(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Removes the temp folder (end of a build).
+    pub fn cleanup(&self) {
+        let _ = std::fs::remove_dir_all(self.scratch_dir());
+    }
+}
+
+impl Storage for LocalStorage {
+    fn scratch_dir(&self) -> PathBuf {
+        self.root.join(STATE_PREFIX).join("tmp")
+    }
+
+    async fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> Result<Stored, StorageError> {
+        let path = self.path(key)?;
+        self.ensure_parent(key, &path)?;
+        let io = |source| StorageError::Io { key: key.to_owned(), source };
+        // Temp files are created 0600; published files must be readable by the web server.
+        set_readable(file).map_err(io)?;
+        // A hard link creates the name atomically and fails if it exists: no reader ever sees a
+        // partial archive, and two writers cannot both win.
+        match std::fs::hard_link(file, &path) {
+            Ok(()) => Ok(Stored::Created),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let existing = sha1_of_file(&path).map_err(io)?;
+                if existing == sha1 {
+                    Ok(Stored::AlreadyIdentical)
+                } else {
+                    Err(StorageError::Drift { key: key.to_owned(), existing_sha1: existing, new_sha1: sha1.to_owned() })
+                }
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let path = self.path(key)?;
+        self.ensure_parent(key, &path)?;
+        let io = |source| StorageError::Io { key: key.to_owned(), source };
+        let scratch = self.scratch_dir();
+        std::fs::create_dir_all(&scratch).map_err(io)?;
+        let mut temp = tempfile::NamedTempFile::new_in(&scratch).map_err(io)?;
+        std::io::Write::write_all(&mut temp, &bytes).map_err(io)?;
+        temp.as_file().sync_all().map_err(io)?;
+        set_readable(temp.path()).map_err(io)?;
+        temp.persist(&path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.path(key)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StorageError::Io { key: key.to_owned(), source }),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        Ok(self.path(key)?.is_file())
+    }
+}
+
+/// Mode 0644: published files are world-readable (they are served as-is).
+fn set_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+/// Lower-case hex SHA-1 of a file.
+pub fn sha1_of_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha1::Sha1::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn archives_are_never_overwritten_with_other_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::open(dir.path()).unwrap();
+        let write = |bytes: &[u8]| {
+            let path = storage.scratch_dir().join(format!("t{}", bytes.len()));
+            std::fs::write(&path, bytes).unwrap();
+            (path, hex::encode(sha1::Sha1::digest(bytes)))
+        };
+        let (a, sha_a) = write(b"one");
+        assert_eq!(storage.put_archive("packages/v/p-1.zip", &a, &sha_a).await.unwrap(), Stored::Created);
+        assert_eq!(storage.put_archive("packages/v/p-1.zip", &a, &sha_a).await.unwrap(), Stored::AlreadyIdentical);
+        let (b, sha_b) = write(b"other");
+        let err = storage.put_archive("packages/v/p-1.zip", &b, &sha_b).await.unwrap_err();
+        assert!(matches!(err, StorageError::Drift { .. }), "{err}");
+        assert_eq!(std::fs::read(dir.path().join("packages/v/p-1.zip")).unwrap(), b"one");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("packages/v/p-1.zip")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::open(dir.path()).unwrap();
+        assert!(matches!(storage.put_replace("../x", vec![]).await, Err(StorageError::InvalidKey(_))));
+        storage.put_replace("p2/a/b.json", b"{}".to_vec()).await.unwrap();
+        assert_eq!(storage.get("p2/a/b.json").await.unwrap().unwrap(), b"{}");
+        assert!(storage.get("p2/a/c.json").await.unwrap().is_none());
+    }
+}
