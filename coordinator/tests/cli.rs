@@ -1,0 +1,103 @@
+//! The `coordinator` binary's interface as operators and our acceptance checks use it:
+//! `coordinator build --config F --upstream-base DIR --out OUT [--base-url URL]`, exit codes, env vars.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn parity() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/parity")
+}
+
+fn restore_upstream(dir: &Path) {
+    let status = Command::new("git")
+        .args(["clone", "--quiet", "--mirror"])
+        .arg(parity().join("fixture.bundle"))
+        .arg(dir.join("src-repo.git"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot restore the parity bundle");
+}
+
+fn coordinator() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coordinator"));
+    command.env("RUST_LOG", "warn").env_remove("FARM_UPSTREAM_BASE").env_remove("FARM_BASE_URL");
+    command
+}
+
+fn fixture_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/parity.toml")
+}
+
+#[test]
+fn build_with_flags_then_plan_shows_nothing_to_do() {
+    let temp = tempfile::tempdir().unwrap();
+    let upstream = temp.path().join("upstream");
+    restore_upstream(&upstream);
+    let out = temp.path().join("out");
+    let output = coordinator()
+        .args(["build", "--config"])
+        .arg(fixture_config())
+        .arg("--upstream-base")
+        .arg(&upstream)
+        .arg("--out")
+        .arg(&out)
+        .args(["--base-url", "https://mirror.example.org/sub/"])
+        .arg("--cache-dir")
+        .arg(temp.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("35 built"), "{stderr}");
+
+    let expected: Vec<String> = std::fs::read_to_string(parity().join("expected.tsv")).unwrap().lines().skip(1).map(|l| l.split('\t').next().unwrap().to_owned()).collect();
+    for name in &expected {
+        assert!(out.join("packages").join(name).is_file(), "missing {name}");
+    }
+    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("packages.json")).unwrap()).unwrap();
+    assert_eq!(root["metadata-url"], "https://mirror.example.org/sub/p2/%package%.json");
+    let p2 = std::fs::read_to_string(out.join("p2/acme/framework.json")).unwrap();
+    assert!(p2.contains("\"url\":\"https://mirror.example.org/sub/packages/acme/framework-100.1.0.zip\""), "{p2}");
+
+    // The upstream base from the environment works the same; a dry run now plans nothing.
+    let output = coordinator()
+        .args(["plan", "--config"])
+        .arg(fixture_config())
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(temp.path().join("cache"))
+        .env("FARM_UPSTREAM_BASE", &upstream)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("unchanged ")).count(), 35, "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with("build ")), "{stdout}");
+}
+
+#[test]
+fn unreadable_upstream_fails_the_exit_code_and_bad_config_is_fatal() {
+    let temp = tempfile::tempdir().unwrap();
+    let output = coordinator()
+        .args(["build", "--config"])
+        .arg(fixture_config())
+        .arg("--upstream-base")
+        .arg(temp.path().join("nothing-here"))
+        .arg("--out")
+        .arg(temp.path().join("out"))
+        .arg("--cache-dir")
+        .arg(temp.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("repository failed: acme"), "{stderr}");
+
+    let bad = temp.path().join("bad.toml");
+    std::fs::write(&bad, "[repository]\nbase_url = \"ftp://x\"\n").unwrap();
+    let output = coordinator().args(["build", "--config"]).arg(&bad).arg("--out").arg(temp.path().join("o")).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("base_url must be an http(s) URL"));
+}
