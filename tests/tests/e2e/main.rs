@@ -4,3 +4,4 @@ mod bad_input;
 mod composer_install;
 mod determinism;
 mod parity;
+mod tidy;
