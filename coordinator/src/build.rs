@@ -56,10 +56,17 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
                 let upstream = &config.upstreams[index];
                 let url = config.resolve_url(&upstream.url);
                 info!(upstream = %upstream.key, %url, "fetching upstream");
-                let repo = cache.sync(&url).map_err(|e| RepositoryFailure { upstream: upstream.key.clone(), url: url.clone(), reason: e.to_string() })?;
+                let repo = cache.sync(&url).map_err(|e| RepositoryFailure {
+                    upstream: upstream.key.clone(),
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
                 info!(upstream = %upstream.key, "planning");
-                plan::plan_upstream(&config, upstream, &repo)
-                    .map_err(|e| RepositoryFailure { upstream: upstream.key.clone(), url, reason: e.to_string() })
+                plan::plan_upstream(&config, upstream, &repo).map_err(|e| RepositoryFailure {
+                    upstream: upstream.key.clone(),
+                    url,
+                    reason: e.to_string(),
+                })
             })
             .await
         }));
@@ -111,11 +118,22 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     report.started_at = started_at;
     report.workers = workers;
     report.unchanged = planned.unchanged;
-    info!(jobs = planned.to_build.len(), unchanged = report.unchanged.len(), rejected = report.rejected.len(), "plan ready");
+    info!(
+        jobs = planned.to_build.len(),
+        unchanged = report.unchanged.len(),
+        rejected = report.rejected.len(),
+        "plan ready"
+    );
 
     let cache = Arc::new(GitCache::new(config.cache_dir()));
     let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
-    let worker_pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, Arc::clone(&cache), Arc::clone(&storage), workers));
+    let worker_pool = tokio::spawn(worker::run_in_process(
+        job_receiver,
+        result_publisher,
+        Arc::clone(&cache),
+        Arc::clone(&storage),
+        workers,
+    ));
 
     let mut pending: HashMap<String, Candidate> = HashMap::new();
     for (index, candidate) in planned.to_build.into_iter().enumerate() {
@@ -125,7 +143,11 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
             build_id: build_id.clone(),
             package: candidate.package.clone(),
             version: candidate.version.clone(),
-            source: Source { repo_url: candidate.repo_url.clone(), git_ref: candidate.tag.clone(), commit: candidate.commit.to_string() },
+            source: Source {
+                repo_url: candidate.repo_url.clone(),
+                git_ref: candidate.tag.clone(),
+                commit: candidate.commit.to_string(),
+            },
             content: candidate.content.clone(),
             composer_json: candidate.composer_json.clone(),
             target_key: candidate.target_key(),
@@ -156,7 +178,8 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
         };
         match result.outcome {
             Outcome::Built { key, size, sha1, sha256, warnings } => {
-                let composer = serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
+                let composer =
+                    serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
                 manifest.packages.insert(
                     candidate.id(),
                     ManifestEntry {

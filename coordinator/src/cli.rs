@@ -59,7 +59,8 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// Loads the config file and applies the command-line overrides.
     pub fn options(&self) -> anyhow::Result<(BuildOptions, bool)> {
-        let mut config = FarmConfig::load(&self.config).with_context(|| format!("cannot load {}", self.config.display()))?;
+        let mut config =
+            FarmConfig::load(&self.config).with_context(|| format!("cannot load {}", self.config.display()))?;
         if let Some(base) = &self.upstream_base {
             config.build.upstream_base = Some(base.clone());
         }
@@ -95,7 +96,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let manifest = Manifest::load(&storage).await?;
             let planned = build::plan_build(&options.config, &manifest).await?;
             for candidate in &planned.to_build {
-                println!("build {} {} from {} {} ({})", candidate.package, candidate.version, candidate.upstream, candidate.tag, candidate.target_key());
+                println!(
+                    "build {} {} from {} {} ({})",
+                    candidate.package,
+                    candidate.version,
+                    candidate.upstream,
+                    candidate.tag,
+                    candidate.target_key()
+                );
             }
             for id in &planned.unchanged {
                 println!("unchanged {id}");

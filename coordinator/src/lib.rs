@@ -2,8 +2,8 @@
 //! workers as `BuildJob`s, records results in the manifest and is the only writer of Composer
 //! metadata. Modules in reading order.
 
-pub mod cli;
-pub mod plan;
 pub mod build;
+pub mod cli;
 pub mod manifest;
+pub mod plan;
 pub mod report;

@@ -105,14 +105,19 @@ pub struct UpstreamPlan {
 }
 
 /// Plans one upstream from its synced repository.
-pub fn plan_upstream(config: &FarmConfig, upstream: &UpstreamConfig, repo: &Repository) -> Result<UpstreamPlan, GitError> {
+pub fn plan_upstream(
+    config: &FarmConfig,
+    upstream: &UpstreamConfig,
+    repo: &Repository,
+) -> Result<UpstreamPlan, GitError> {
     let repo_url = config.resolve_url(&upstream.url);
     let mut plan = UpstreamPlan::default();
     let tags = select_tags(upstream, repo, &mut plan.rejections)?;
     plan.tags = tags.iter().map(|t| t.name.clone()).collect();
     let no_pins = BTreeMap::new();
 
-    let mut reader = Reader { repo, upstream, repo_url: &repo_url, plan: &mut plan, no_pins: &no_pins, trees: HashMap::new() };
+    let mut reader =
+        Reader { repo, upstream, repo_url: &repo_url, plan: &mut plan, no_pins: &no_pins, trees: HashMap::new() };
     for definition in &upstream.package_dirs {
         for tag in &tags {
             reader.package_dir(definition, tag)?;
@@ -133,9 +138,18 @@ pub fn plan_upstream(config: &FarmConfig, upstream: &UpstreamConfig, repo: &Repo
 
 /// Tags to build in `git tag` order: configured extra tags added, skip list and `from_tag` applied;
 /// tags that are not versions are rejected with a reason instead of aborting (the reference crashes).
-fn select_tags(upstream: &UpstreamConfig, repo: &Repository, rejections: &mut Vec<Rejection>) -> Result<Vec<TagRef>, GitError> {
+fn select_tags(
+    upstream: &UpstreamConfig,
+    repo: &Repository,
+    rejections: &mut Vec<Rejection>,
+) -> Result<Vec<TagRef>, GitError> {
     let (mut tags, unusable) = git::list_tags(repo)?;
-    let reject = |tag: &str, reason: String| Rejection { upstream: upstream.key.clone(), tag: Some(tag.to_owned()), dir: None, reason };
+    let reject = |tag: &str, reason: String| Rejection {
+        upstream: upstream.key.clone(),
+        tag: Some(tag.to_owned()),
+        dir: None,
+        reason,
+    };
     for (tag, reason) in unusable {
         rejections.push(reject(&tag, format!("tag skipped: {reason}")));
     }
@@ -143,7 +157,10 @@ fn select_tags(upstream: &UpstreamConfig, repo: &Repository, rejections: &mut Ve
         let commit = match Oid::from_str(&extra.commit).ok().filter(|oid| repo.find_commit(*oid).is_ok()) {
             Some(commit) => commit,
             None => {
-                rejections.push(reject(&extra.tag, format!("extra tag skipped: commit {} is not in the repository", extra.commit)));
+                rejections.push(reject(
+                    &extra.tag,
+                    format!("extra tag skipped: commit {} is not in the repository", extra.commit),
+                ));
                 continue;
             }
         };
@@ -151,7 +168,10 @@ fn select_tags(upstream: &UpstreamConfig, repo: &Repository, rejections: &mut Ve
             Some(existing) if existing.commit == commit => {}
             Some(existing) => rejections.push(reject(
                 &extra.tag,
-                format!("extra tag ignored: upstream has this tag at {} (configured {commit}); upstream's is used", existing.commit),
+                format!(
+                    "extra tag ignored: upstream has this tag at {} (configured {commit}); upstream's is used",
+                    existing.commit
+                ),
             )),
             None => tags.push(TagRef { name: extra.tag.clone(), commit }),
         }
@@ -195,21 +215,22 @@ impl<'a> Reader<'a, '_> {
         Ok(tree)
     }
 
-    fn reject(&mut self, tag: &str, dir: &str, reason: String) {
+    /// Records rejected input; planning of the rest goes on.
+    fn reject(&mut self, tag: &str, dir: &str, reason: String) -> Result<(), GitError> {
         self.plan.rejections.push(Rejection {
             upstream: self.upstream.key.clone(),
             tag: Some(tag.to_owned()),
             dir: Some(dir.to_owned()),
             reason,
         });
+        Ok(())
     }
 
     /// One package per immediate, non-hidden subfolder, minus folder excludes.
     fn package_dir(&mut self, definition: &PackageDefinition, tag: &TagRef) -> Result<(), GitError> {
         let root = self.root(tag.commit)?;
         let Some(parent) = git::subtree(self.repo, &root, &definition.dir)? else {
-            self.reject(&tag.name, &definition.dir, "package folder does not exist at this tag".to_owned());
-            return Ok(());
+            return self.reject(&tag.name, &definition.dir, "package folder does not exist at this tag".to_owned());
         };
         for (name, _) in git::subfolders(&parent) {
             let folder = if definition.dir.is_empty() { name } else { format!("{}/{name}", definition.dir) };
@@ -223,20 +244,27 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// One package from `dir/composer.json`.
-    fn package(&mut self, definition: &PackageDefinition, dir: &str, tag: &TagRef, precedence: Precedence) -> Result<(), GitError> {
+    fn package(
+        &mut self,
+        definition: &PackageDefinition,
+        dir: &str,
+        tag: &TagRef,
+        precedence: Precedence,
+    ) -> Result<(), GitError> {
         let root = self.root(tag.commit)?;
         let Some(tree) = git::subtree(self.repo, &root, dir)? else {
-            self.reject(&tag.name, dir, "package folder does not exist at this tag".to_owned());
-            return Ok(());
+            return self.reject(&tag.name, dir, "package folder does not exist at this tag".to_owned());
         };
         let path = if dir.is_empty() { "composer.json".to_owned() } else { format!("{dir}/composer.json") };
         let text = match git::read_file(self.repo, &root, &path)? {
             FileLookup::Found(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
-                Err(_) => return Ok(self.reject(&tag.name, dir, "composer.json is not UTF-8".to_owned())),
+                Err(_) => return self.reject(&tag.name, dir, "composer.json is not UTF-8".to_owned()),
             },
-            FileLookup::Missing => return Ok(self.reject(&tag.name, dir, "no composer.json".to_owned())),
-            FileLookup::NotAFile => return Ok(self.reject(&tag.name, dir, "composer.json is not a regular file".to_owned())),
+            FileLookup::Missing => return self.reject(&tag.name, dir, "no composer.json".to_owned()),
+            FileLookup::NotAFile => {
+                return self.reject(&tag.name, dir, "composer.json is not a regular file".to_owned());
+            }
         };
         let pins = self.upstream.pinned_versions.get(&tag.name).unwrap_or(self.no_pins);
         let context = RuleContext {
@@ -248,10 +276,10 @@ impl<'a> Reader<'a, '_> {
         };
         let rewritten = match rules::rewrite(&text, &context) {
             Ok(rewritten) => rewritten,
-            Err(error) => return Ok(self.reject(&tag.name, dir, error.to_string())),
+            Err(error) => return self.reject(&tag.name, dir, error.to_string()),
         };
         if let Err(reason) = check_key_safe(&rewritten.name, &rewritten.version) {
-            return Ok(self.reject(&tag.name, dir, reason));
+            return self.reject(&tag.name, dir, reason);
         }
         let content = match precedence {
             Precedence::FirstWins => {
@@ -285,11 +313,16 @@ impl<'a> Reader<'a, '_> {
 /// `packages/<vendor>/` folder.
 fn check_key_safe(name: &str, version: &str) -> Result<(), String> {
     let segments: Vec<&str> = name.split('/').collect();
-    let name_ok = segments.len() == 2 && segments.iter().all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('\\'));
+    let name_ok =
+        segments.len() == 2 && segments.iter().all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('\\'));
     if !name_ok {
         return Err(format!("package name '{name}' is not of the form vendor/name"));
     }
-    if version.contains('/') || version.contains('\\') || version.contains("..") || version.chars().any(char::is_control) {
+    if version.contains('/')
+        || version.contains('\\')
+        || version.contains("..")
+        || version.chars().any(char::is_control)
+    {
         return Err(format!("version '{version}' of {name} cannot name an archive"));
     }
     Ok(())

@@ -92,7 +92,11 @@ impl BuildReport {
         }
         for failed in &self.failed {
             let reason = failed.reason.as_deref().unwrap_or("unknown");
-            let _ = writeln!(out, "  failed: {} {} ({} {}): {reason}", failed.package, failed.version, failed.upstream, failed.tag);
+            let _ = writeln!(
+                out,
+                "  failed: {} {} ({} {}): {reason}",
+                failed.package, failed.version, failed.upstream, failed.tag
+            );
         }
         for rejection in &self.rejected {
             let tag = rejection.tag.as_deref().unwrap_or("-");

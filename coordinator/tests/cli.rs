@@ -51,7 +51,12 @@ fn build_with_flags_then_plan_shows_nothing_to_do() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("35 built"), "{stderr}");
 
-    let expected: Vec<String> = std::fs::read_to_string(parity().join("expected.tsv")).unwrap().lines().skip(1).map(|l| l.split('\t').next().unwrap().to_owned()).collect();
+    let expected: Vec<String> = std::fs::read_to_string(parity().join("expected.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
     for name in &expected {
         assert!(out.join("packages").join(name).is_file(), "missing {name}");
     }
@@ -97,7 +102,8 @@ fn unreadable_upstream_fails_the_exit_code_and_bad_config_is_fatal() {
 
     let bad = temp.path().join("bad.toml");
     std::fs::write(&bad, "[repository]\nbase_url = \"ftp://x\"\n").unwrap();
-    let output = coordinator().args(["build", "--config"]).arg(&bad).arg("--out").arg(temp.path().join("o")).output().unwrap();
+    let output =
+        coordinator().args(["build", "--config"]).arg(&bad).arg("--out").arg(temp.path().join("o")).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("base_url must be an http(s) URL"));
 }

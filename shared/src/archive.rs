@@ -325,7 +325,10 @@ mod tests {
         ];
         let builder = ArchiveBuilder::from_package_items(items);
         let modes: Vec<(&str, u32)> = builder.ordered().map(|e| (e.name.as_str(), e.mode)).collect();
-        assert_eq!(modes, [("lib/", 0o775), ("lib/x/", 0o775), ("lib/x/a.php", 0o644), ("pub/", 0o775), ("pub/y/", 0o755)]);
+        assert_eq!(
+            modes,
+            [("lib/", 0o775), ("lib/x/", 0o775), ("lib/x/a.php", 0o644), ("pub/", 0o775), ("pub/y/", 0o755)]
+        );
     }
 
     #[test]

@@ -125,9 +125,14 @@ pub struct UpstreamConfig {
 /// `FARM_<SECTION>__<KEY>` variables override file values. Only names with `__` are taken, so
 /// the command-line variables (`FARM_OUT`, `FARM_UPSTREAM_BASE`, ...) do not leak in as unknown keys.
 fn environment_overrides() -> config::Environment {
-    let variables: config::Map<String, String> =
-        std::env::vars().filter(|(name, _)| name.strip_prefix("FARM_").is_some_and(|rest| rest.contains("__"))).collect();
-    config::Environment::with_prefix("FARM").prefix_separator("_").separator("__").try_parsing(true).source(Some(variables))
+    let variables: config::Map<String, String> = std::env::vars()
+        .filter(|(name, _)| name.strip_prefix("FARM_").is_some_and(|rest| rest.contains("__")))
+        .collect();
+    config::Environment::with_prefix("FARM")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(variables))
 }
 
 fn default_vendor() -> String {
@@ -249,7 +254,10 @@ impl FarmConfig {
             }
             for extra in &upstream.extra_tags {
                 if extra.commit.len() != 40 || !extra.commit.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return invalid(format!("upstream '{}': extra tag '{}' needs a full commit id", upstream.key, extra.tag));
+                    return invalid(format!(
+                        "upstream '{}': extra tag '{}' needs a full commit id",
+                        upstream.key, extra.tag
+                    ));
                 }
             }
             for transform in &upstream.transforms {
@@ -259,7 +267,10 @@ impl FarmConfig {
                         Action::Remove { remove } => remove,
                     };
                     if path.is_empty() {
-                        return invalid(format!("upstream '{}': a transform of {} has an empty path", upstream.key, transform.package));
+                        return invalid(format!(
+                            "upstream '{}': a transform of {} has an empty path",
+                            upstream.key, transform.package
+                        ));
                     }
                 }
             }

@@ -105,10 +105,10 @@ impl GitCache {
 
     /// Opens the existing clone of `url`, fetching it first if it does not have `commit`.
     pub fn open_with_commit(&self, url: &str, commit: Oid) -> Result<Repository, GitError> {
-        if let Ok(repo) = Repository::open_bare(self.path_for(url)) {
-            if repo.find_commit(commit).is_ok() {
-                return Ok(repo);
-            }
+        if let Ok(repo) = Repository::open_bare(self.path_for(url))
+            && repo.find_commit(commit).is_ok()
+        {
+            return Ok(repo);
         }
         let repo = self.sync(url)?;
         repo.find_commit(commit).map_err(git_err(format!("commit {commit} not found in {url}")))?;
@@ -125,16 +125,22 @@ pub struct TagRef {
     pub commit: Oid,
 }
 
+/// A tag that cannot be built from, with the reason.
+pub type UnusableTag = (String, String);
+
 /// Lists tags in `git tag` order (byte order of the names). Tags that do not point to a commit
 /// are returned separately with a reason.
-pub fn list_tags(repo: &Repository) -> Result<(Vec<TagRef>, Vec<(String, String)>), GitError> {
+pub fn list_tags(repo: &Repository) -> Result<(Vec<TagRef>, Vec<UnusableTag>), GitError> {
     let mut tags = Vec::new();
     let mut unusable = Vec::new();
     let references = repo.references_glob("refs/tags/*").map_err(git_err("cannot list tags"))?;
     for reference in references {
         let reference = reference.map_err(git_err("cannot read a tag"))?;
         let Some(name) = reference.name().and_then(|n| n.strip_prefix("refs/tags/")) else {
-            unusable.push((String::from_utf8_lossy(reference.name_bytes()).into_owned(), "tag name is not UTF-8".to_owned()));
+            unusable.push((
+                String::from_utf8_lossy(reference.name_bytes()).into_owned(),
+                "tag name is not UTF-8".to_owned(),
+            ));
             continue;
         };
         match reference.peel(ObjectType::Commit) {
@@ -234,7 +240,12 @@ pub struct PackageFiles {
 /// Collects the regular files below `dir` at `commit`, minus every path for which some exclude is
 /// equal or a prefix (repository-relative, no path boundary), minus the package-root composer.json
 /// (the generated one replaces it).
-pub fn collect_package_files(repo: &Repository, commit: Oid, dir: &str, excludes: &[String]) -> Result<PackageFiles, GitError> {
+pub fn collect_package_files(
+    repo: &Repository,
+    commit: Oid,
+    dir: &str,
+    excludes: &[String],
+) -> Result<PackageFiles, GitError> {
     let root = commit_tree(repo, commit)?;
     let mut macros = Macros::default();
     let mut attributes: Vec<(String, AttributesFile)> = Vec::new();
@@ -261,7 +272,12 @@ pub fn collect_package_files(repo: &Repository, commit: Oid, dir: &str, excludes
     Ok(walker.out)
 }
 
-fn attributes_in(repo: &Repository, tree: &Tree<'_>, macros: &mut Macros, is_root: bool) -> Result<Option<AttributesFile>, GitError> {
+fn attributes_in(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    macros: &mut Macros,
+    is_root: bool,
+) -> Result<Option<AttributesFile>, GitError> {
     match tree.get_name(".gitattributes") {
         Some(entry) if entry.kind() == Some(ObjectType::Blob) => {
             let blob = repo.find_blob(entry.id()).map_err(git_err("cannot read .gitattributes"))?;
@@ -288,8 +304,9 @@ impl Walker<'_> {
 
     fn walk(&mut self, tree: &Tree<'_>, repo_dir: &str, package_dir: &str) -> Result<(), GitError> {
         for entry in tree.iter() {
-            let name = std::str::from_utf8(entry.name_bytes())
-                .map_err(|_| GitError::NonUtf8Path(format!("{repo_dir}/{}", String::from_utf8_lossy(entry.name_bytes()))))?;
+            let name = std::str::from_utf8(entry.name_bytes()).map_err(|_| {
+                GitError::NonUtf8Path(format!("{repo_dir}/{}", String::from_utf8_lossy(entry.name_bytes())))
+            })?;
             let repo_path = join(repo_dir, name);
             let package_path = join(package_dir, name);
             match entry.filemode() {
@@ -299,7 +316,8 @@ impl Walker<'_> {
                     if self.excluded(&format!("{repo_path}/")) {
                         continue;
                     }
-                    let subtree = self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
+                    let subtree =
+                        self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
                     let pushed = match attributes_in(self.repo, &subtree, &mut self.macros, false)? {
                         Some(file) => {
                             self.attributes.push((repo_path.clone(), file));
@@ -328,7 +346,8 @@ impl Walker<'_> {
                     if self.excluded(&repo_path) {
                         continue;
                     }
-                    let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
+                    let blob =
+                        self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
                     let target = String::from_utf8_lossy(blob.content()).into_owned();
                     if points_outside(repo_dir, &target) {
                         self.out.warnings.push(format!(

@@ -141,12 +141,12 @@ fn expand(tokens: &[&str], macros: &Macros) -> Vec<(String, State)> {
         } else {
             (*token, State::Set)
         };
-        if state == State::Set {
-            if let Some(expansion) = macros.0.get(name) {
-                out.push((name.to_owned(), State::Set));
-                out.extend(expansion.iter().cloned());
-                continue;
-            }
+        if state == State::Set
+            && let Some(expansion) = macros.0.get(name)
+        {
+            out.push((name.to_owned(), State::Set));
+            out.extend(expansion.iter().cloned());
+            continue;
         }
         out.push((name.to_owned(), state));
     }
@@ -185,6 +185,7 @@ pub fn conversion_for(path: &str, files: &[(&str, &AttributesFile)]) -> EolConve
 /// git's `convert_attrs` with `core.autocrlf=false` and `core.eol=lf`.
 fn decide(states: &HashMap<String, State>) -> EolConversion {
     #[derive(PartialEq)]
+    #[allow(clippy::enum_variant_names)] // git's own names: CRLF_TEXT_CRLF, CRLF_AUTO_CRLF
     enum Crlf {
         Undefined,
         Binary,
@@ -353,10 +354,11 @@ fn do_match(pattern: &[u8], text: &[u8]) -> Match {
                     let after_ok = p == pattern.len() || pattern[p] == b'/';
                     if before_ok && after_ok {
                         // "**/" may match nothing at all: try skipping it.
-                        if p < pattern.len() && pattern[p] == b'/' {
-                            if let Match::Yes = do_match(&pattern[p + 1..], &text[t..]) {
-                                return Match::Yes;
-                            }
+                        if p < pattern.len()
+                            && pattern[p] == b'/'
+                            && let Match::Yes = do_match(&pattern[p + 1..], &text[t..])
+                        {
+                            return Match::Yes;
                         }
                         match_slash = true;
                     }
@@ -414,10 +416,11 @@ fn do_match(pattern: &[u8], text: &[u8]) -> Match {
                             p += 1;
                             hi = pattern[p];
                         }
-                        if let Some(lo) = prev {
-                            if lo <= c && c <= hi {
-                                matched = true;
-                            }
+                        if let Some(lo) = prev
+                            && lo <= c
+                            && c <= hi
+                        {
+                            matched = true;
                         }
                         prev = None;
                         p += 1;
@@ -457,7 +460,10 @@ mod tests {
 
     #[test]
     fn eol_crlf_converts_lone_lf_only() {
-        assert_eq!(conversion("*.cmd text eol=crlf\n/SECURITY.md export-ignore", "bin/acme.cmd"), EolConversion::ToCrlf);
+        assert_eq!(
+            conversion("*.cmd text eol=crlf\n/SECURITY.md export-ignore", "bin/acme.cmd"),
+            EolConversion::ToCrlf
+        );
         assert_eq!(convert(b"a\nb\r\nc\n", EolConversion::ToCrlf).unwrap(), b"a\r\nb\r\nc\r\n");
         assert_eq!(conversion("*.cmd text eol=crlf", "bin/acme.sh"), EolConversion::None);
     }

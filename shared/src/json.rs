@@ -246,6 +246,9 @@ mod tests {
     #[test]
     fn pretty_layout_matches_stringify() {
         let out = roundtrip(r#"{"a":[],"b":{},"c":[1,{"d":null}],"e":true}"#);
-        assert_eq!(out, "{\n  \"a\": [],\n  \"b\": {},\n  \"c\": [\n    1,\n    {\n      \"d\": null\n    }\n  ],\n  \"e\": true\n}");
+        assert_eq!(
+            out,
+            "{\n  \"a\": [],\n  \"b\": {},\n  \"c\": [\n    1,\n    {\n      \"d\": null\n    }\n  ],\n  \"e\": true\n}"
+        );
     }
 }

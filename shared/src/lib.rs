@@ -5,15 +5,15 @@
 //! Adapters: git access (git2) and storage (local folder). Modules are listed in reading order.
 #![deny(missing_docs)]
 
-pub mod config;
-pub mod messages;
-pub mod version;
-pub mod json;
-pub mod rules;
 pub mod archive;
-pub mod gitattributes;
+pub mod config;
 pub mod git;
-pub mod storage;
-pub mod queue;
+pub mod gitattributes;
+pub mod json;
+pub mod messages;
 pub mod metadata;
+pub mod queue;
+pub mod rules;
+pub mod storage;
 pub mod telemetry;
+pub mod version;

@@ -46,7 +46,8 @@ pub fn render(base_url: &str, versions: &[PublishedVersion]) -> Vec<MetadataFile
     let mut files = Vec::with_capacity(by_name.len() * 2 + 1);
     for (name, mut list) in by_name {
         list.sort_by(|a, b| newest_first(&a.version, &b.version));
-        let (dev, stable): (Vec<&PublishedVersion>, Vec<&PublishedVersion>) = list.into_iter().partition(|v| is_dev(&v.version));
+        let (dev, stable): (Vec<&PublishedVersion>, Vec<&PublishedVersion>) =
+            list.into_iter().partition(|v| is_dev(&v.version));
         files.push(p2_file(base, &name, "", &stable));
         files.push(p2_file(base, &name, "~dev", &dev));
     }
@@ -60,7 +61,10 @@ pub fn render(base_url: &str, versions: &[PublishedVersion]) -> Vec<MetadataFile
     root.insert("packages".to_owned(), Value::Array(Vec::new()));
     root.insert("metadata-url".to_owned(), Value::String(format!("{base}/p2/%package%.json")));
     root.insert("available-packages".to_owned(), Value::Array(names));
-    files.push(MetadataFile { key: "packages.json".to_owned(), bytes: json::stringify_compact(&Value::Object(root)).into_bytes() });
+    files.push(MetadataFile {
+        key: "packages.json".to_owned(),
+        bytes: json::stringify_compact(&Value::Object(root)).into_bytes(),
+    });
     files
 }
 
@@ -83,7 +87,10 @@ fn p2_file(base: &str, name: &str, suffix: &str, versions: &[&PublishedVersion])
     let mut root = Map::new();
     root.insert("minified".to_owned(), Value::String("composer/2.0".to_owned()));
     root.insert("packages".to_owned(), Value::Object(packages));
-    MetadataFile { key: format!("p2/{name}{suffix}.json"), bytes: json::stringify_compact(&Value::Object(root)).into_bytes() }
+    MetadataFile {
+        key: format!("p2/{name}{suffix}.json"),
+        bytes: json::stringify_compact(&Value::Object(root)).into_bytes(),
+    }
 }
 
 /// The version object: the package's composer.json (top-level `null`s dropped, see the minifier
@@ -161,8 +168,10 @@ mod tests {
     use super::*;
 
     fn published(name: &str, version: &str, require: &str) -> PublishedVersion {
-        let composer: Map<String, Value> =
-            serde_json::from_str(&format!(r#"{{"name":"{name}","type":"library","require":{require},"homepage":null}}"#)).unwrap();
+        let composer: Map<String, Value> = serde_json::from_str(&format!(
+            r#"{{"name":"{name}","type":"library","require":{require},"homepage":null}}"#
+        ))
+        .unwrap();
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -183,7 +192,10 @@ mod tests {
         ];
         let files = render("https://repo.example.org/", &versions);
         let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
-        assert_eq!(keys, ["p2/acme/a.json", "p2/acme/a~dev.json", "p2/acme/b.json", "p2/acme/b~dev.json", "packages.json"]);
+        assert_eq!(
+            keys,
+            ["p2/acme/a.json", "p2/acme/a~dev.json", "p2/acme/b.json", "p2/acme/b~dev.json", "packages.json"]
+        );
         let root: Value = serde_json::from_slice(&files[4].bytes).unwrap();
         assert_eq!(root["metadata-url"], "https://repo.example.org/p2/%package%.json");
         assert_eq!(root["available-packages"], serde_json::json!(["acme/a", "acme/b"]));

@@ -72,7 +72,8 @@ pub struct Rewritten {
 
 /// Applies the reference's rules to a package's composer.json.
 pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleError> {
-    let parsed = json::parse(text).map_err(|e| RuleError::InvalidJson(e.to_string().trim_start_matches("invalid JSON: ").to_owned()))?;
+    let parsed = json::parse(text)
+        .map_err(|e| RuleError::InvalidJson(e.to_string().trim_start_matches("invalid JSON: ").to_owned()))?;
     let Value::Object(mut config) = parsed else {
         return Err(RuleError::NotAnObject);
     };
@@ -108,7 +109,12 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
 
 /// The name the reference uses to look up transforms: the name itself, or with its vendor replaced
 /// by `magento/`.
-fn apply_transforms(config: &mut Map<String, Value>, name: &str, version: &str, context: &RuleContext<'_>) -> Result<(), RuleError> {
+fn apply_transforms(
+    config: &mut Map<String, Value>,
+    name: &str,
+    version: &str,
+    context: &RuleContext<'_>,
+) -> Result<(), RuleError> {
     let own: Vec<&Transform> = context.transforms.iter().filter(|t| t.package == name).collect();
     let selected = if own.is_empty() {
         let magento_name = match name.split_once('/') {
@@ -138,15 +144,15 @@ pub fn condition_holds(condition: &Condition, version: &str) -> bool {
     if condition.version_prefix.as_deref().is_some_and(|p| !version.starts_with(p)) {
         return false;
     }
-    if let Some(floor) = &condition.version_at_least {
-        if !version::compare(version, floor).is_ok_and(|c| c.is_ge()) {
-            return false;
-        }
+    if let Some(floor) = &condition.version_at_least
+        && !version::compare(version, floor).is_ok_and(|c| c.is_ge())
+    {
+        return false;
     }
-    if let Some(ceiling) = &condition.version_below {
-        if !version::compare(version, ceiling).is_ok_and(|c| c.ordering() == std::cmp::Ordering::Less && c.is_le()) {
-            return false;
-        }
+    if let Some(ceiling) = &condition.version_below
+        && !version::compare(version, ceiling).is_ok_and(|c| c.ordering() == std::cmp::Ordering::Less && c.is_le())
+    {
+        return false;
     }
     true
 }
@@ -166,7 +172,11 @@ fn apply_action(config: &mut Map<String, Value>, action: &Action, package: &str)
         current = match entry {
             Value::Object(map) => map,
             _ => {
-                return Err(RuleError::TransformPath { package: package.to_owned(), key: key.clone(), path: path.clone() });
+                return Err(RuleError::TransformPath {
+                    package: package.to_owned(),
+                    key: key.clone(),
+                    path: path.clone(),
+                });
             }
         };
     }
@@ -192,12 +202,12 @@ pub fn set_dependency_versions(config: &mut Map<String, Value>, pins: &BTreeMap<
             if let Some(pinned) = pins.get(key).filter(|v| !v.is_empty()) {
                 *value = Value::String(pinned.clone());
             }
-            if section == "suggest" && (key.ends_with("-sample-data") || key.contains("/sample-data-")) {
-                if let Value::String(text) = value {
-                    if !text.contains(SAMPLE_DATA_PREFIX) {
-                        *text = format!("{SAMPLE_DATA_PREFIX}{text}");
-                    }
-                }
+            if section == "suggest"
+                && (key.ends_with("-sample-data") || key.contains("/sample-data-"))
+                && let Value::String(text) = value
+                && !text.contains(SAMPLE_DATA_PREFIX)
+            {
+                *text = format!("{SAMPLE_DATA_PREFIX}{text}");
             }
         }
     }
@@ -206,12 +216,16 @@ pub fn set_dependency_versions(config: &mut Map<String, Value>, pins: &BTreeMap<
 /// The reference's `applyVendorRename` without replace entries: the package name always moves to
 /// the vendor; dependency keys move only when `renamed_only_if_in` is absent or holds the new name
 /// (third-party `magento/*` packages that are not built keep their names).
-pub fn apply_vendor_rename(config: &mut Map<String, Value>, vendor: &str, renamed_only_if_in: Option<&BTreeMap<String, String>>) {
+pub fn apply_vendor_rename(
+    config: &mut Map<String, Value>,
+    vendor: &str,
+    renamed_only_if_in: Option<&BTreeMap<String, String>>,
+) {
     let rename = |name: &str| name.strip_prefix("magento/").map(|rest| format!("{vendor}/{rest}"));
-    if let Some(Value::String(name)) = config.get_mut("name") {
-        if let Some(renamed) = rename(name) {
-            *name = renamed;
-        }
+    if let Some(Value::String(name)) = config.get_mut("name")
+        && let Some(renamed) = rename(name)
+    {
+        *name = renamed;
     }
     for section in ["require", "require-dev", "suggest", "replace", "conflict"] {
         let Some(Value::Object(links)) = config.get_mut(section) else {
@@ -244,7 +258,11 @@ fn js_truthy(value: &Value) -> bool {
 mod tests {
     use super::*;
 
-    fn context<'a>(pins: &'a BTreeMap<String, String>, transforms: &'a [Transform], fallback: Option<&'a str>) -> RuleContext<'a> {
+    fn context<'a>(
+        pins: &'a BTreeMap<String, String>,
+        transforms: &'a [Transform],
+        fallback: Option<&'a str>,
+    ) -> RuleContext<'a> {
         RuleContext { vendor: "magento", pins, fallback_version: fallback, transforms }
     }
 
@@ -263,7 +281,10 @@ mod tests {
     fn missing_name_and_version_are_errors() {
         let pins = BTreeMap::new();
         assert_eq!(rewrite(r#"{"version":"1"}"#, &context(&pins, &[], None)), Err(RuleError::NameMissing));
-        assert_eq!(rewrite(r#"{"name":"a/b"}"#, &context(&pins, &[], None)), Err(RuleError::VersionMissing("a/b".into())));
+        assert_eq!(
+            rewrite(r#"{"name":"a/b"}"#, &context(&pins, &[], None)),
+            Err(RuleError::VersionMissing("a/b".into()))
+        );
         assert_eq!(rewrite(r#"{"name":"a/b"}"#, &context(&pins, &[], Some("1.0.0"))).unwrap().version, "1.0.0");
         assert!(matches!(rewrite(r#"{"name":"a/b",}"#, &context(&pins, &[], None)), Err(RuleError::InvalidJson(_))));
     }
@@ -284,8 +305,15 @@ mod tests {
         let transforms: Vec<Transform> = vec![
             Transform {
                 package: "magento/module-x".into(),
-                when: Condition { version_prefix: Some("2.4.7-".into()), version_at_least: Some("2.4.7-p6".into()), ..Default::default() },
-                actions: vec![Action::Set { set: vec!["conflict".into(), "paypal/module-braintree".into()], value: ">=4.7.0".into() }],
+                when: Condition {
+                    version_prefix: Some("2.4.7-".into()),
+                    version_at_least: Some("2.4.7-p6".into()),
+                    ..Default::default()
+                },
+                actions: vec![Action::Set {
+                    set: vec!["conflict".into(), "paypal/module-braintree".into()],
+                    value: ">=4.7.0".into(),
+                }],
             },
             Transform {
                 package: "magento/module-x".into(),
@@ -310,10 +338,14 @@ mod tests {
     fn vendor_rename_keeps_unbuilt_magento_names() {
         let pins = BTreeMap::from([("mage-os/framework".to_owned(), "1.0.0".to_owned())]);
         let ctx = RuleContext { vendor: "mage-os", pins: &pins, fallback_version: None, transforms: &[] };
-        let text = r#"{"name":"magento/module-a","version":"1","require":{"magento/framework":"*","magento/zend-db":"*"}}"#;
+        let text =
+            r#"{"name":"magento/module-a","version":"1","require":{"magento/framework":"*","magento/zend-db":"*"}}"#;
         let out = rewrite(text, &ctx).unwrap();
         assert_eq!(out.name, "mage-os/module-a");
         let value: Value = serde_json::from_str(&out.composer_json).unwrap();
-        assert_eq!(json::stringify_compact(&value["require"]), r#"{"mage-os/framework":"1.0.0","magento/zend-db":"*"}"#);
+        assert_eq!(
+            json::stringify_compact(&value["require"]),
+            r#"{"mage-os/framework":"1.0.0","magento/zend-db":"*"}"#
+        );
     }
 }

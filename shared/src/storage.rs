@@ -29,7 +29,9 @@ pub enum StorageError {
         source: std::io::Error,
     },
     /// An object exists under the key with different bytes; it was kept.
-    #[error("{key} is already published with sha1 {existing_sha1}; the new build has sha1 {new_sha1}: refused, the published archive is kept")]
+    #[error(
+        "{key} is already published with sha1 {existing_sha1}; the new build has sha1 {new_sha1}: refused, the published archive is kept"
+    )]
     Drift {
         /// Object key.
         key: String,
@@ -58,7 +60,12 @@ pub trait Storage: Send + Sync + 'static {
     fn scratch_dir(&self) -> PathBuf;
 
     /// Stores the archive file at `key` unless an object exists there (see the module docs).
-    fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> impl Future<Output = Result<Stored, StorageError>> + Send;
+    fn put_archive(
+        &self,
+        key: &str,
+        file: &Path,
+        sha1: &str,
+    ) -> impl Future<Output = Result<Stored, StorageError>> + Send;
 
     /// Replaces the object at `key` atomically.
     fn put_replace(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<(), StorageError>> + Send;
@@ -82,9 +89,11 @@ impl LocalStorage {
         let storage = LocalStorage { root: root.into() };
         let scratch = storage.scratch_dir();
         if scratch.exists() {
-            std::fs::remove_dir_all(&scratch).map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
+            std::fs::remove_dir_all(&scratch)
+                .map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
         }
-        std::fs::create_dir_all(&scratch).map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
+        std::fs::create_dir_all(&scratch)
+            .map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
         Ok(storage)
     }
 

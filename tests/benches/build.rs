@@ -24,7 +24,11 @@ fn php_file(seed: u64, size: usize) -> Vec<u8> {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        out.push_str(&format!("    public function method{:x}(int $value): int {{ return $value * {}; }}\n", state, state % 977));
+        out.push_str(&format!(
+            "    public function method{:x}(int $value): int {{ return $value * {}; }}\n",
+            state,
+            state % 977
+        ));
     }
     out.into_bytes()
 }
@@ -43,7 +47,8 @@ fn write_module(upstream: &mut Upstream, index: usize, files: usize, patch: usiz
     upstream.file(&format!("{dir}/composer.json"), composer);
     upstream.file(&format!("{dir}/registration.php"), php_file(index as u64, 300));
     for file in 0..files.saturating_sub(2) {
-        let folder = ["Model", "Controller/Adminhtml", "Block", "etc", "view/frontend/templates", "Test/Unit/Model"][file % 6];
+        let folder =
+            ["Model", "Controller/Adminhtml", "Block", "etc", "view/frontend/templates", "Test/Unit/Model"][file % 6];
         let size = 1000 + (file * 397 + index * 131) % 5000;
         // The changed file of a patch release gets new content; the rest stays the same blob.
         let seed = (index * 1000 + file) as u64 + if file == 0 { patch as u64 * 7_919 } else { 0 };
@@ -56,7 +61,9 @@ fn generate(path: &Path, modules: usize, files: usize, tags: usize) -> (usize, u
     let base = r#"{"name":"magento/magento2-base","description":"Benchmark base","type":"magento2-component","license":["OSL-3.0"],"require":{"php":"~8.1.0||~8.2.0"}}"#;
     upstream.file("composer.json", base);
     for i in 0..2000 {
-        let folder = ["lib/web/js", "setup/src/Magento/Setup", "dev/tools", "pub/static", "lib/internal/Magento/Framework"][i % 5];
+        let folder =
+            ["lib/web/js", "setup/src/Magento/Setup", "dev/tools", "pub/static", "lib/internal/Magento/Framework"]
+                [i % 5];
         upstream.file(&format!("{folder}/f{i:04}.php"), php_file(1_000_000 + i as u64, 800 + i % 3000));
     }
     let mut patches = vec![0usize; modules];
@@ -146,7 +153,10 @@ async fn main() {
         );
         first_seconds.get_or_insert(seconds);
         if workers == 2 {
-            println!("\nspeed-up with 2 workers: {:.2}x (includes fetch and planning in both rows)", first_seconds.unwrap_or(seconds) / seconds);
+            println!(
+                "\nspeed-up with 2 workers: {:.2}x (includes fetch and planning in both rows)",
+                first_seconds.unwrap_or(seconds) / seconds
+            );
         }
     }
 }

@@ -22,7 +22,11 @@ pub fn shared_dir() -> PathBuf {
 /// The parity fixture folder.
 pub fn parity_dir() -> PathBuf {
     let dir = shared_dir().join("parity");
-    assert!(dir.join("fixture.bundle").is_file(), "parity fixture missing at {} (shared/ must sit beside the checkout)", dir.display());
+    assert!(
+        dir.join("fixture.bundle").is_file(),
+        "parity fixture missing at {} (shared/ must sit beside the checkout)",
+        dir.display()
+    );
     dir
 }
 
@@ -153,7 +157,8 @@ impl Upstream {
     pub fn commit(&mut self, message: &str) -> Oid {
         let tree = self.write_tree();
         self.commits += 1;
-        let signature = Signature::new("Test", "test@example.org", &Time::new(1_600_000_000 + self.commits * 60, 0)).expect("signature");
+        let signature = Signature::new("Test", "test@example.org", &Time::new(1_600_000_000 + self.commits * 60, 0))
+            .expect("signature");
         let parent = self.repo.find_reference("refs/heads/main").ok().and_then(|r| r.peel_to_commit().ok());
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let tree = self.repo.find_tree(tree).expect("tree");
@@ -251,7 +256,9 @@ pub fn require_tool(name: &str) -> PathBuf {
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
         .find(|path| path.is_file());
-    found.unwrap_or_else(|| panic!("`{name}` is not installed: run scripts/test-setup.sh (installs php-cli and composer from Debian)"))
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is not installed: run scripts/test-setup.sh (installs php-cli and composer from Debian)")
+    })
 }
 
 /// Runs the real Composer client in `project` with a fresh home and cache, packagist.org off.
@@ -271,8 +278,10 @@ pub fn composer(project: &Path, args: &[&str]) -> Output {
 
 /// A consumer project that only knows `repository_url`.
 pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str)]) {
-    let require: serde_json::Map<String, serde_json::Value> =
-        require.iter().map(|(name, constraint)| ((*name).to_owned(), serde_json::Value::String((*constraint).to_owned()))).collect();
+    let require: serde_json::Map<String, serde_json::Value> = require
+        .iter()
+        .map(|(name, constraint)| ((*name).to_owned(), serde_json::Value::String((*constraint).to_owned())))
+        .collect();
     let project = serde_json::json!({
         "name": "test/consumer",
         "repositories": [{"type": "composer", "url": repository_url}, {"packagist.org": false}],
@@ -281,5 +290,6 @@ pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str
         "config": {"secure-http": false, "allow-plugins": false}
     });
     std::fs::create_dir_all(dir).expect("project dir");
-    std::fs::write(dir.join("composer.json"), serde_json::to_vec_pretty(&project).expect("json")).expect("write composer.json");
+    std::fs::write(dir.join("composer.json"), serde_json::to_vec_pretty(&project).expect("json"))
+        .expect("write composer.json");
 }

@@ -62,13 +62,14 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
             // Make sure the clone has the commit (a fresh worker fetches it), then read from the
             // per-thread open repository.
             let path = cache.path_for(&job.source.repo_url);
-            let files = match git::with_repository(&path, |repo| git::collect_package_files(repo, commit, dir, excludes)) {
-                Ok(Ok(files)) => files,
-                _ => {
-                    let repo = cache.open_with_commit(&job.source.repo_url, commit)?;
-                    git::collect_package_files(&repo, commit, dir, excludes)?
-                }
-            };
+            let files =
+                match git::with_repository(&path, |repo| git::collect_package_files(repo, commit, dir, excludes)) {
+                    Ok(Ok(files)) => files,
+                    _ => {
+                        let repo = cache.open_with_commit(&job.source.repo_url, commit)?;
+                        git::collect_package_files(&repo, commit, dir, excludes)?
+                    }
+                };
             let mut items: Vec<PackageItem> = Vec::with_capacity(files.files.len() + 1 + empty_dirs.len());
             for file in files.files {
                 let mode = if file.executable { EXECUTABLE_MODE } else { FILE_MODE };
@@ -83,7 +84,8 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
     };
     std::fs::create_dir_all(scratch).map_err(JobError::Write)?;
     let temp = tempfile::NamedTempFile::new_in(scratch).map_err(JobError::Write)?;
-    let digest = builder.write_to(std::io::BufWriter::with_capacity(1 << 20, temp.as_file())).map_err(JobError::Write)?;
+    let digest =
+        builder.write_to(std::io::BufWriter::with_capacity(1 << 20, temp.as_file())).map_err(JobError::Write)?;
     Ok(BuiltArchive { file: temp.into_temp_path(), digest, warnings })
 }
 

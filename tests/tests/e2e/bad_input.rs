@@ -52,17 +52,28 @@ async fn each_bad_input_is_reported_and_the_rest_is_built() {
     let good = &report.built[0];
     assert_eq!((good.package.as_str(), good.version.as_str()), ("acme/good", "1.0.0"));
     assert_eq!(good.warnings.len(), 1, "{:?}", good.warnings);
-    assert!(good.warnings[0].contains("modules/Good/escape") && good.warnings[0].contains("outside"), "{:?}", good.warnings);
+    assert!(
+        good.warnings[0].contains("modules/Good/escape") && good.warnings[0].contains("outside"),
+        "{:?}",
+        good.warnings
+    );
 
     let reason_for = |dir: &str| -> String {
-        report.rejected.iter().filter(|r| r.dir.as_deref() == Some(dir)).map(|r| r.reason.clone()).collect::<Vec<_>>().join("; ")
+        report
+            .rejected
+            .iter()
+            .filter(|r| r.dir.as_deref() == Some(dir))
+            .map(|r| r.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     assert!(reason_for("modules/Malformed").contains("not valid JSON"), "{}", report.summary());
     assert!(reason_for("modules/NoName").contains("no package name"), "{}", report.summary());
     assert!(reason_for("modules/NoVersion").contains("acme/noversion has no version"), "{}", report.summary());
     assert!(reason_for("modules/NotJsonObject").contains("not a JSON object"), "{}", report.summary());
     assert!(reason_for("modules/Traversal").contains("not of the form vendor/name"), "{}", report.summary());
-    let tag_rejection = report.rejected.iter().find(|r| r.tag.as_deref() == Some("release-candidate")).expect("tag reported");
+    let tag_rejection =
+        report.rejected.iter().find(|r| r.tag.as_deref() == Some("release-candidate")).expect("tag reported");
     assert!(tag_rejection.reason.contains("not a version"), "{}", tag_rejection.reason);
 
     assert_eq!(report.repository_failures.len(), 1);
@@ -72,7 +83,13 @@ async fn each_bad_input_is_reported_and_the_rest_is_built() {
 
     // The output holds exactly the good archive, its metadata and the farm's state; no temp files.
     let files: std::collections::BTreeSet<String> = snapshot(&out).keys().map(|p| p.display().to_string()).collect();
-    let expected = [".farm/manifest.json", "p2/acme/good.json", "p2/acme/good~dev.json", "packages.json", "packages/acme/good-1.0.0.zip"];
+    let expected = [
+        ".farm/manifest.json",
+        "p2/acme/good.json",
+        "p2/acme/good~dev.json",
+        "packages.json",
+        "packages/acme/good-1.0.0.zip",
+    ];
     assert_eq!(files, expected.iter().map(|s| s.to_string()).collect());
     let archive = std::fs::read(out.join("packages/acme/good-1.0.0.zip")).unwrap();
     let names = String::from_utf8_lossy(&archive);

@@ -16,8 +16,11 @@ async fn parity_fixture_builds_byte_identical_archives() {
     assert!(report.repository_failures.is_empty());
     // The reference's per-module failures are reported, not fatal: Legacy has no composer.json
     // at any tag, Backup is invalid JSON at 1.1.0-beta1, Sales has no version where no pin applies.
-    let rejected: Vec<String> =
-        report.rejected.iter().map(|r| format!("{} {}", r.tag.as_deref().unwrap_or(""), r.dir.as_deref().unwrap_or(""))).collect();
+    let rejected: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|r| format!("{} {}", r.tag.as_deref().unwrap_or(""), r.dir.as_deref().unwrap_or("")))
+        .collect();
     assert_eq!(rejected.iter().filter(|r| r.ends_with("app/code/Acme/Legacy")).count(), 6);
     assert!(rejected.contains(&"1.1.0-beta1 app/code/Acme/Backup".to_owned()));
     assert!(rejected.contains(&"1.0.0-p1 app/code/Acme/Sales".to_owned()));
