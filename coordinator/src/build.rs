@@ -248,19 +248,44 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     Ok(report)
 }
 
-/// Renders metadata from the manifest and writes the files that changed, `packages.json` last.
+/// Renders metadata from the manifest and writes the files that changed, `packages.json` last;
+/// then removes the p2 files of names the new `packages.json` no longer lists (a client reading
+/// the new root never asks for them, and they could name archives the manifest no longer vouches for).
 pub async fn publish_metadata(storage: &impl Storage, base_url: &str, manifest: &Manifest) -> anyhow::Result<usize> {
+    let previous_names = listed_names(storage).await?;
     let files = shared::metadata::render(base_url, &manifest.published_versions());
     let mut written = 0;
+    let mut current_names = std::collections::HashSet::new();
     for file in files {
+        if let Some(name) = file.key.strip_prefix("p2/").and_then(|k| k.strip_suffix(".json")) {
+            current_names.insert(name.trim_end_matches("~dev").to_owned());
+        }
         if storage.get(&file.key).await?.as_deref() == Some(file.bytes.as_slice()) {
             continue;
         }
         storage.put_replace(&file.key, file.bytes).await.with_context(|| format!("cannot write {}", file.key))?;
         written += 1;
     }
+    for name in previous_names.iter().filter(|name| !current_names.contains(*name)) {
+        warn!(package = %name, "no published version left; removing its metadata");
+        for key in [format!("p2/{name}.json"), format!("p2/{name}~dev.json")] {
+            storage.delete(&key).await.with_context(|| format!("cannot delete {key}"))?;
+        }
+    }
     info!(written, "metadata published");
     Ok(written)
+}
+
+/// The names the published `packages.json` lists (none if there is none yet).
+async fn listed_names(storage: &impl Storage) -> anyhow::Result<Vec<String>> {
+    let Some(bytes) = storage.get("packages.json").await? else {
+        return Ok(Vec::new());
+    };
+    let root: serde_json::Value = serde_json::from_slice(&bytes).context("published packages.json is not JSON")?;
+    Ok(root["available-packages"]
+        .as_array()
+        .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default())
 }
 
 fn sort_outcomes(report: &mut BuildReport) {

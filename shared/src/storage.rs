@@ -43,6 +43,9 @@ pub enum StorageError {
     /// The key would leave the storage root.
     #[error("invalid object key '{0}'")]
     InvalidKey(String),
+    /// Another process holds the output folder.
+    #[error("{0} is in use by another build (lock held on .farm/lock)")]
+    Busy(PathBuf),
 }
 
 /// How an archive write ended.
@@ -75,18 +78,43 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Whether an object exists at `key`.
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Deletes the object at `key` if present (metadata only; archives are never deleted).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
 
 /// A local folder as storage.
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
     root: PathBuf,
+    /// Exclusive lock on `.farm/lock`, held while any clone of this storage lives: two builds
+    /// into one folder would race on the manifest and on each other's temp files.
+    _lock: std::sync::Arc<std::fs::File>,
 }
 
 impl LocalStorage {
-    /// Storage rooted at `root`; leftovers of an interrupted run's temp folder are removed.
+    /// Storage rooted at `root`, locked for this process; leftovers of an interrupted run's temp
+    /// folder are removed. Fails with [`StorageError::Busy`] if another process holds it.
     pub fn open(root: impl Into<PathBuf>) -> Result<LocalStorage, StorageError> {
-        let storage = LocalStorage { root: root.into() };
+        let root = root.into();
+        let state = root.join(STATE_PREFIX);
+        std::fs::create_dir_all(&state)
+            .map_err(|source| StorageError::Io { key: state.display().to_string(), source })?;
+        let lock_path = state.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StorageError::Io { key: lock_path.display().to_string(), source })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StorageError::Busy(root)),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StorageError::Io { key: lock_path.display().to_string(), source });
+            }
+        }
+        let storage = LocalStorage { root, _lock: std::sync::Arc::new(lock) };
         let scratch = storage.scratch_dir();
         if scratch.exists() {
             std::fs::remove_dir_all(&scratch)
@@ -136,6 +164,9 @@ impl Storage for LocalStorage {
         let io = |source| StorageError::Io { key: key.to_owned(), source };
         // Temp files are created 0600; published files must be readable by the web server.
         set_readable(file).map_err(io)?;
+        // The bytes must be on disk before the name is: the manifest and metadata written after
+        // this must never point at an archive a crash could truncate.
+        std::fs::File::open(file).and_then(|f| f.sync_all()).map_err(io)?;
         // A hard link creates the name atomically and fails if it exists: no reader ever sees a
         // partial archive, and two writers cannot both win.
         match std::fs::hard_link(file, &path) {
@@ -177,6 +208,15 @@ impl Storage for LocalStorage {
 
     async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         Ok(self.path(key)?.is_file())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match std::fs::remove_file(self.path(key)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StorageError::Io { key: key.to_owned(), source: e })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -224,6 +264,15 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("packages/v/p-1.zip")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = LocalStorage::open(dir.path()).unwrap();
+        assert!(matches!(LocalStorage::open(dir.path()), Err(StorageError::Busy(_))));
+        drop(first);
+        LocalStorage::open(dir.path()).unwrap();
     }
 
     #[tokio::test]

@@ -73,7 +73,8 @@ pub fn archive_rows(packages: &Path) -> String {
     rows.concat()
 }
 
-/// Every file below `dir` (relative path to bytes), skipping the per-run report.
+/// Every file below `dir` (relative path to bytes), skipping the per-run report and the lock file
+/// (process state, not repository content).
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
@@ -85,7 +86,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(dir).expect("below dir").to_owned();
-                if relative != Path::new(".farm/report.json") {
+                if relative != Path::new(".farm/report.json") && relative != Path::new(".farm/lock") {
                     out.insert(relative, std::fs::read(&path).expect("readable"));
                 }
             }

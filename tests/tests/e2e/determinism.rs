@@ -32,3 +32,29 @@ async fn one_and_eight_workers_give_identical_output_and_rebuild_is_a_no_op() {
     assert_eq!(modified(&out_one), before, "second build rewrote files");
     assert!(!out_one.join(".farm/tmp").exists(), "temp files left behind");
 }
+
+/// Invariant 2: an archive already published with other bytes (here: the manifest is lost and the
+/// file differs) is never overwritten; the package fails with the drift named, the rest rebuilds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_archive_with_other_bytes_is_kept_and_reported() {
+    let temp = tempfile::tempdir().unwrap();
+    let upstream = restore_parity_upstream(&temp.path().join("upstream"));
+    let cache = temp.path().join("cache");
+    let out = temp.path().join("out");
+    build(load_config(&fixture("parity.toml"), &upstream, &cache, 2), &out).await;
+
+    let archive = out.join("packages/acme/module-cms-100.0.0.zip");
+    std::fs::write(&archive, b"bytes some other generator published").unwrap();
+    std::fs::remove_file(out.join(".farm/manifest.json")).unwrap();
+    let report = build(load_config(&fixture("parity.toml"), &upstream, &cache, 2), &out).await;
+
+    assert_eq!(report.failed.len(), 1, "{}", report.summary());
+    let reason = report.failed[0].reason.as_deref().unwrap();
+    assert!(report.failed[0].package == "acme/module-cms" && reason.contains("refused"), "{reason}");
+    assert_eq!(std::fs::read(&archive).unwrap(), b"bytes some other generator published");
+    assert_eq!(report.built.len(), 34);
+    // Metadata never names an archive whose sha1 the manifest does not vouch for.
+    assert!(!out.join("p2/acme/module-cms.json").exists(), "stale p2 file left behind");
+    let root = std::fs::read_to_string(out.join("packages.json")).unwrap();
+    assert!(!root.contains("acme/module-cms") && root.contains("acme/module-catalog"), "{root}");
+}
