@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use shared::additional::{AdditionalPackage, AdditionalPackages};
 use shared::config::FarmConfig;
 use shared::git::GitCache;
 use shared::messages::{BuildId, BuildJob, JobId, Outcome, SCHEMA_VERSION, Source};
@@ -16,8 +17,8 @@ use shared::storage::{LocalStorage, STATE_PREFIX, Storage};
 use tracing::{info, warn};
 
 use crate::manifest::{Manifest, ManifestEntry};
-use crate::plan::{self, Candidate, RepositoryFailure};
-use crate::report::{BuildReport, PackageOutcome, UpstreamTags};
+use crate::plan::{self, Candidate, Rejection, RepositoryFailure};
+use crate::report::{BuildReport, PackageOutcome, Provided, UpstreamTags};
 
 /// Settings of one build after command-line overrides.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct BuildOptions {
 pub struct Planned {
     /// Jobs to run, one per name@version.
     pub to_build: Vec<Candidate>,
+    /// Prebuilt archives to publish (not yet in the manifest).
+    pub additional: Vec<AdditionalPackage>,
     /// name@version already published.
     pub unchanged: Vec<String>,
     /// The report so far (rejections, repository failures, tags).
@@ -87,11 +90,66 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
             }
         }
     }
+    let additional = match &config.repository.additional_packages {
+        Some(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || AdditionalPackages::scan(&dir))
+                .await
+                .context("scan task panicked")?
+                .with_context(|| {
+                    format!(
+                        "cannot read additional packages folder {}",
+                        config
+                            .repository
+                            .additional_packages
+                            .as_ref()
+                            .map_or(String::new(), |d| d.display().to_string())
+                    )
+                })?
+        }
+        None => AdditionalPackages::default(),
+    };
+    for (file, reason) in &additional.problems {
+        planned.report.rejected.push(Rejection {
+            upstream: "additional".to_owned(),
+            tag: None,
+            dir: Some(file.clone()),
+            reason: reason.clone(),
+        });
+    }
+    let mut built_ids = std::collections::HashSet::new();
     for candidate in plan::resolve(candidates) {
+        // As the reference: a name@version a prebuilt archive provides is never written from git.
+        if let Some(file) = additional.provider(&candidate.package, &candidate.version) {
+            planned.report.provided.push(Provided {
+                package: candidate.package.clone(),
+                version: candidate.version.clone(),
+                upstream: candidate.upstream.clone(),
+                tag: candidate.tag.clone(),
+                file: file.to_owned(),
+            });
+            continue;
+        }
+        built_ids.insert(candidate.id());
         if manifest.contains(&candidate.id()) {
             planned.unchanged.push(candidate.id());
         } else {
             planned.to_build.push(candidate);
+        }
+    }
+    for package in additional.packages {
+        let id = format!("{}@{}", package.name, package.version);
+        if built_ids.contains(&id) {
+            planned.report.rejected.push(Rejection {
+                upstream: "additional".to_owned(),
+                tag: None,
+                dir: Some(package.file_name.clone()),
+                reason: format!("{id} is also built from git (its file name does not follow <vendor>-<name>-<version>.zip); not published"),
+            });
+        } else if manifest.contains(&id) {
+            planned.unchanged.push(id);
+        } else {
+            planned.additional.push(package);
         }
     }
     Ok(planned)
@@ -233,6 +291,9 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
             warnings: Vec::new(),
         });
     }
+    for package in planned.additional {
+        publish_additional(storage.as_ref(), &mut manifest, &mut report, package).await;
+    }
     sort_outcomes(&mut report);
 
     // Archives are stored; record them, then publish metadata that names only stored archives.
@@ -246,6 +307,58 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     storage.put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes).await.context("cannot save report")?;
     storage.cleanup();
     Ok(report)
+}
+
+/// Publishes a prebuilt archive as it is (same create-if-absent guard as built archives).
+async fn publish_additional(
+    storage: &impl Storage,
+    manifest: &mut Manifest,
+    report: &mut BuildReport,
+    package: AdditionalPackage,
+) {
+    let mut outcome = PackageOutcome {
+        package: package.name.clone(),
+        version: package.version.clone(),
+        upstream: "additional".to_owned(),
+        tag: package.file_name.clone(),
+        size: Some(package.size),
+        sha1: Some(package.sha1.clone()),
+        reason: None,
+        warnings: Vec::new(),
+    };
+    // Publish a copy: storage may link its input into place, and the operator's file must stay theirs.
+    let copy = tempfile::NamedTempFile::new_in(storage.scratch_dir())
+        .and_then(|temp| std::fs::copy(&package.path, temp.path()).map(|_| temp.into_temp_path()));
+    let stored = match copy {
+        Ok(copy) => storage.put_archive(&package.key(), &copy, &package.sha1).await.map_err(|e| e.to_string()),
+        Err(error) => Err(format!("cannot copy {}: {error}", package.path.display())),
+    };
+    match stored {
+        Ok(_) => {
+            manifest.packages.insert(
+                format!("{}@{}", package.name, package.version),
+                ManifestEntry {
+                    key: package.key(),
+                    name: package.name,
+                    version: package.version,
+                    size: package.size,
+                    sha1: package.sha1,
+                    sha256: package.sha256,
+                    upstream: "additional".to_owned(),
+                    repo: package.path.display().to_string(),
+                    git_ref: package.file_name,
+                    commit: String::new(),
+                    tree_id: String::new(),
+                    composer: package.composer,
+                },
+            );
+            report.built.push(outcome);
+        }
+        Err(reason) => {
+            outcome.reason = Some(reason);
+            report.failed.push(outcome);
+        }
+    }
 }
 
 /// Renders metadata from the manifest and writes the files that changed, `packages.json` last;

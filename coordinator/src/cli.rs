@@ -105,6 +105,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     candidate.target_key()
                 );
             }
+            for package in &planned.additional {
+                println!("publish {} {} from additional package {}", package.name, package.version, package.file_name);
+            }
+            for provided in &planned.report.provided {
+                println!("provided {} {} by additional package {}", provided.package, provided.version, provided.file);
+            }
             for id in &planned.unchanged {
                 println!("unchanged {id}");
             }

@@ -23,6 +23,8 @@ pub struct BuildReport {
     pub unchanged: Vec<String>,
     /// Packages that should have been built but were not.
     pub failed: Vec<PackageOutcome>,
+    /// name@version not built from git because a prebuilt archive provides it.
+    pub provided: Vec<Provided>,
     /// Upstream input that gives no package (invalid composer.json, missing name or version,
     /// tags that are not versions, missing folders), as the reference skips it.
     pub rejected: Vec<Rejection>,
@@ -30,6 +32,21 @@ pub struct BuildReport {
     pub repository_failures: Vec<RepositoryFailure>,
     /// Tags built per upstream.
     pub tags: Vec<UpstreamTags>,
+}
+
+/// A name@version taken from the additional packages instead of git.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provided {
+    /// Composer name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Upstream and tag whose build it replaces.
+    pub upstream: String,
+    /// Tag.
+    pub tag: String,
+    /// The prebuilt archive's file name.
+    pub file: String,
 }
 
 /// Tags planned for one upstream.
@@ -77,10 +94,11 @@ impl BuildReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "build {}: {} built, {} already published, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {} workers)",
+            "build {}: {} built, {} already published, {} provided by additional packages, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {} workers)",
             self.build_id,
             self.built.len(),
             self.unchanged.len(),
+            self.provided.len(),
             self.failed.len(),
             self.repository_failures.len(),
             self.rejected.len(),

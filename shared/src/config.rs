@@ -51,6 +51,11 @@ pub struct RepositoryConfig {
     /// Output folder of the embedded mode (`--out` overrides it).
     #[serde(default)]
     pub output: Option<PathBuf>,
+    /// Folder of prebuilt archives (the reference's `resource/additional-packages`): a
+    /// name@version they provide is not built from git; they are published as they are under
+    /// `packages/additional/`.
+    #[serde(default)]
+    pub additional_packages: Option<PathBuf>,
 }
 
 /// How the build runs.

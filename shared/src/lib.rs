@@ -5,6 +5,7 @@
 //! Adapters: git access (git2) and storage (local folder). Modules are listed in reading order.
 #![deny(missing_docs)]
 
+pub mod additional;
 pub mod archive;
 pub mod config;
 pub mod git;

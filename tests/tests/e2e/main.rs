@@ -1,5 +1,6 @@
 //! End-to-end tests of the embedded build: one test binary, one module per concern.
 
+mod additional;
 mod bad_input;
 mod composer_install;
 mod determinism;
