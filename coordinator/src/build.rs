@@ -172,6 +172,7 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
     let planned = plan_build(config, &manifest).await?;
     let mut report = planned.report;
+    report.planning_seconds = started.elapsed().as_secs_f64();
     report.build_id = build_id.0.clone();
     report.started_at = started_at;
     report.workers = workers;

@@ -15,6 +15,8 @@ pub struct BuildReport {
     pub started_at: String,
     /// Wall time in seconds.
     pub duration_seconds: f64,
+    /// Of which fetching upstreams and planning.
+    pub planning_seconds: f64,
     /// In-process workers used.
     pub workers: usize,
     /// Archives built and stored by this build.

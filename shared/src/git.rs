@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use git2::{AutotagOption, FetchOptions, ObjectType, Oid, Repository, Tree};
 use sha1::Digest as _;
@@ -334,12 +334,15 @@ impl Walker<'_> {
                     if self.excluded(&repo_path) || package_path == "composer.json" {
                         continue;
                     }
-                    let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
                     let conversion = self.conversion(&repo_path);
-                    let data: Arc<[u8]> = match gitattributes::convert(blob.content(), conversion) {
-                        Some(converted) => Arc::from(converted),
-                        None => Arc::from(blob.content()),
-                    };
+                    let data = blob_cache().get_or_insert_with(&(entry.id(), conversion), || {
+                        let blob =
+                            self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
+                        Ok::<Arc<[u8]>, GitError>(match gitattributes::convert(blob.content(), conversion) {
+                            Some(converted) => Arc::from(converted),
+                            None => Arc::from(blob.content()),
+                        })
+                    })?;
                     self.out.files.push(PackageFile { path: package_path, data, executable: mode == 0o100755 });
                 }
                 0o120000 => {
@@ -394,6 +397,36 @@ fn points_outside(link_dir: &str, target: &str) -> bool {
         }
     }
     false
+}
+
+/// Bytes of blob content kept in memory across jobs (see [`blob_cache`]).
+pub const BLOB_CACHE_BYTES: u64 = 512 << 20;
+
+/// Blob contents after eol conversion, keyed by blob id and conversion, shared by every worker
+/// thread of the process. Consecutive versions of a package (and the base package at every tag)
+/// share most blobs; the cache makes each blob inflate about once per build instead of once per
+/// archive. Blob ids are content hashes, so entries are valid across repositories and tags.
+fn blob_cache() -> &'static BlobCache {
+    static CACHE: LazyLock<BlobCache> =
+        LazyLock::new(|| quick_cache::sync::Cache::with_weighter(100_000, BLOB_CACHE_BYTES, BlobWeight));
+    &CACHE
+}
+
+/// Empties the blob cache (benchmarks compare cold runs; memory can be returned after a build).
+pub fn clear_blob_cache() {
+    blob_cache().clear();
+}
+
+type BlobCache = quick_cache::sync::Cache<(Oid, EolConversion), Arc<[u8]>, BlobWeight>;
+
+#[derive(Clone)]
+struct BlobWeight;
+
+impl quick_cache::Weighter<(Oid, EolConversion), Arc<[u8]>> for BlobWeight {
+    fn weight(&self, _key: &(Oid, EolConversion), value: &Arc<[u8]>) -> u64 {
+        // Never 0: quick_cache treats weight 0 as "not evictable".
+        value.len() as u64 + 64
+    }
 }
 
 /// A per-thread cache of opened repositories, so a worker thread does not reopen (and re-read the

@@ -154,7 +154,7 @@ fn expand(tokens: &[&str], macros: &Macros) -> Vec<(String, State)> {
 }
 
 /// What checkout does to a file's line ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EolConversion {
     /// Bytes are written as stored.
     None,

@@ -22,7 +22,11 @@ async fn additional_packages_replace_builds_and_are_published_as_they_are() {
     let upstream = restore_parity_upstream(&temp.path().join("upstream"));
     let additional = temp.path().join("additional");
     std::fs::create_dir_all(&additional).unwrap();
-    let cms = prebuilt(&additional, "acme-module-cms-100.0.0.zip", r#"{"name":"acme/module-cms","version":"100.0.0","type":"library"}"#);
+    let cms = prebuilt(
+        &additional,
+        "acme-module-cms-100.0.0.zip",
+        r#"{"name":"acme/module-cms","version":"100.0.0","type":"library"}"#,
+    );
     prebuilt(&additional, "acme-acme2-base-1.0.0-patch1.zip", r#"{"name":"acme/acme2-base","version":"1.0.0-p1"}"#);
     prebuilt(&additional, "other-extra-1.2.3.zip", r#"{"name":"other/extra","version":"1.2.3"}"#);
     std::fs::write(additional.join("broken-1.0.zip"), b"not a zip").unwrap();
@@ -32,10 +36,14 @@ async fn additional_packages_replace_builds_and_are_published_as_they_are() {
     config.repository.additional_packages = Some(additional.clone());
     let report = build(config, &out).await;
 
-    let provided: Vec<String> = report.provided.iter().map(|p| format!("{}@{} {}", p.package, p.version, p.file)).collect();
+    let provided: Vec<String> =
+        report.provided.iter().map(|p| format!("{}@{} {}", p.package, p.version, p.file)).collect();
     assert_eq!(
         provided,
-        ["acme/module-cms@100.0.0 acme-module-cms-100.0.0.zip", "acme/acme2-base@1.0.0-p1 acme-acme2-base-1.0.0-patch1.zip"]
+        [
+            "acme/module-cms@100.0.0 acme-module-cms-100.0.0.zip",
+            "acme/acme2-base@1.0.0-p1 acme-acme2-base-1.0.0-patch1.zip"
+        ]
     );
     assert!(report.rejected.iter().any(|r| r.dir.as_deref() == Some("broken-1.0.zip")), "{}", report.summary());
     assert!(report.failed.is_empty(), "{}", report.summary());
