@@ -12,7 +12,11 @@ fn job(id: &str, content: Content, commit: &str) -> BuildJob {
         build_id: BuildId("b".to_owned()),
         package: "acme/meta".to_owned(),
         version: "1.0.0".to_owned(),
-        source: Source { repo_url: "/nonexistent/repo.git".to_owned(), git_ref: "1.0.0".to_owned(), commit: commit.to_owned() },
+        source: Source {
+            repo_url: "/nonexistent/repo.git".to_owned(),
+            git_ref: "1.0.0".to_owned(),
+            commit: commit.to_owned(),
+        },
         content,
         composer_json: "{\n  \"name\": \"acme/meta\",\n  \"version\": \"1.0.0\"\n}".to_owned(),
         target_key: format!("packages/acme/{id}-1.0.0.zip"),
