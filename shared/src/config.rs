@@ -358,6 +358,17 @@ actions = [
     }
 
     #[test]
+    fn object_values_keep_their_key_order() {
+        let keys: Vec<String> = (0..40).map(|i| format!("k{:02}-{}", 40 - i, i * 7 % 13)).collect();
+        let table: String = keys.iter().map(|k| format!("\"{k}\" = 1")).collect::<Vec<_>>().join(", ");
+        let text = SAMPLE.replace(r#"value = [["a", "b"]]"#, &format!("value = {{ {table} }}"));
+        let config = FarmConfig::from_toml(&text).unwrap();
+        let Action::Set { value, .. } = &config.upstreams[0].transforms[0].actions[1] else { panic!("set") };
+        let loaded: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(loaded, keys.iter().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn upstream_base_replaces_the_prefix() {
         let mut config = FarmConfig::from_toml(SAMPLE).unwrap();
         config.build.upstream_base = Some("/srv/git/".to_owned());
