@@ -120,7 +120,8 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
     let mut built_ids = std::collections::HashSet::new();
     for candidate in plan::resolve(candidates) {
         // As the reference: a name@version a prebuilt archive provides is never written from git.
-        if let Some(file) = additional.provider(&candidate.package, &candidate.version) {
+        let (final_name, final_version) = &candidate.final_identity;
+        if let Some(file) = additional.provider(final_name, final_version) {
             planned.report.provided.push(Provided {
                 package: candidate.package.clone(),
                 version: candidate.version.clone(),

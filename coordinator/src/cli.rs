@@ -73,6 +73,7 @@ impl CommonArgs {
         if let Some(dir) = &self.cache_dir {
             config.build.cache_dir = Some(dir.clone());
         }
+        config.validate()?;
         let out = match (&self.out, &config.repository.output) {
             (Some(out), _) | (None, Some(out)) => out.clone(),
             (None, None) => anyhow::bail!("no output folder: pass --out or set repository.output"),

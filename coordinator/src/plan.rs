@@ -55,6 +55,8 @@ pub struct Candidate {
     pub tree_id: Oid,
     /// Archive content.
     pub content: Content,
+    /// Name and version after transforms (the additional-packages lookup uses them).
+    pub final_identity: (String, String),
 }
 
 impl Candidate {
@@ -257,10 +259,8 @@ impl<'a> Reader<'a, '_> {
         };
         let path = if dir.is_empty() { "composer.json".to_owned() } else { format!("{dir}/composer.json") };
         let text = match git::read_file(self.repo, &root, &path)? {
-            FileLookup::Found(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(_) => return self.reject(&tag.name, dir, "composer.json is not UTF-8".to_owned()),
-            },
+            // Node decodes invalid UTF-8 with replacement characters; so do we.
+            FileLookup::Found(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             FileLookup::Missing => return self.reject(&tag.name, dir, "no composer.json".to_owned()),
             FileLookup::NotAFile => {
                 return self.reject(&tag.name, dir, "composer.json is not a regular file".to_owned());
@@ -304,6 +304,7 @@ impl<'a> Reader<'a, '_> {
             commit: tag.commit,
             tree_id: tree.id(),
             content,
+            final_identity: rewritten.final_identity,
         });
         Ok(())
     }

@@ -60,9 +60,10 @@ pub enum PackageItem {
         /// Unix permission bits.
         mode: u32,
     },
-    /// A configured empty directory (`emptyDirsToAdd`), path without trailing slash.
+    /// A configured empty directory (`emptyDirsToAdd`). It sorts by the path as configured
+    /// (with or without a trailing slash, as the reference does) and is named `path/`.
     EmptyDir {
-        /// Package-relative path without trailing slash.
+        /// Package-relative path as configured.
         path: String,
     },
 }
@@ -124,7 +125,9 @@ impl ArchiveBuilder {
             }
             match item {
                 PackageItem::File { path, data, mode } => builder.add_file(&path, data, mode),
-                PackageItem::EmptyDir { path } => builder.add_dir(&format!("{path}/"), EMPTY_DIR_MODE),
+                PackageItem::EmptyDir { path } => {
+                    builder.add_dir(&format!("{}/", path.trim_end_matches('/')), EMPTY_DIR_MODE)
+                }
             }
         }
         builder

@@ -243,7 +243,8 @@ impl FarmConfig {
         Ok(parsed)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks values (also after command-line overrides).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if !(self.repository.base_url.starts_with("http://") || self.repository.base_url.starts_with("https://")) {
             return invalid(format!("repository.base_url must be an http(s) URL, got '{}'", self.repository.base_url));

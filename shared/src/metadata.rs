@@ -74,10 +74,7 @@ pub fn is_dev(version: &str) -> bool {
 }
 
 fn newest_first(a: &str, b: &str) -> std::cmp::Ordering {
-    match crate::version::compare(a, b) {
-        Ok(order) if order.ordering() != std::cmp::Ordering::Equal => order.ordering().reverse(),
-        _ => b.cmp(a),
-    }
+    crate::version::total_cmp(b, a)
 }
 
 fn p2_file(base: &str, name: &str, suffix: &str, versions: &[&PublishedVersion]) -> MetadataFile {

@@ -68,6 +68,9 @@ pub struct Rewritten {
     pub version: String,
     /// The exact composer.json text for the archive (`JSON.stringify(config, null, 2)`).
     pub composer_json: String,
+    /// `name` and `version` after transforms, as the reference's additional-packages check reads
+    /// them (usually equal to `name` and `version`).
+    pub final_identity: (String, String),
 }
 
 /// Applies the reference's rules to a package's composer.json.
@@ -103,12 +106,18 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
     config.insert("version".to_owned(), version_value);
     set_dependency_versions(&mut config, context.pins);
     apply_transforms(&mut config, &name, &version, context)?;
+    let identity_part = |key: &str, fallback: &str| match config.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => json::format_js_number(n),
+        _ => fallback.to_owned(),
+    };
+    let final_identity = (identity_part("name", &name), identity_part("version", &version));
     let composer_json = json::stringify_pretty(&Value::Object(config));
-    Ok(Rewritten { name, version, composer_json })
+    Ok(Rewritten { name, version, composer_json, final_identity })
 }
 
-/// The name the reference uses to look up transforms: the name itself, or with its vendor replaced
-/// by `magento/`.
+/// Transforms are looked up by the package name, else (reference spec 3.6 step 10) by the name
+/// with the build's own vendor replaced by `magento/`.
 fn apply_transforms(
     config: &mut Map<String, Value>,
     name: &str,
@@ -117,10 +126,10 @@ fn apply_transforms(
 ) -> Result<(), RuleError> {
     let own: Vec<&Transform> = context.transforms.iter().filter(|t| t.package == name).collect();
     let selected = if own.is_empty() {
-        let magento_name = match name.split_once('/') {
-            Some((_, rest)) => format!("magento/{rest}"),
-            None => return Ok(()),
+        let Some(rest) = name.strip_prefix(&format!("{}/", context.vendor)) else {
+            return Ok(());
         };
+        let magento_name = format!("magento/{rest}");
         context.transforms.iter().filter(|t| t.package == magento_name).collect()
     } else {
         own
@@ -332,6 +341,20 @@ mod tests {
         assert_eq!(value["conflict"]["paypal/module-braintree"], ">=4.7.0");
         let out = rewrite(text, &context(&pins, &transforms, Some("2.4.7-p5"))).unwrap();
         assert!(!out.composer_json.contains("conflict"));
+    }
+
+    #[test]
+    fn magento_transforms_apply_only_to_the_builds_own_vendor() {
+        let transforms = vec![Transform {
+            package: "magento/module-x".into(),
+            when: Condition::default(),
+            actions: vec![Action::Set { set: vec!["extra".into()], value: "hit".into() }],
+        }];
+        let pins = BTreeMap::new();
+        let text = r#"{"name":"acme/module-x","version":"1"}"#;
+        assert!(!rewrite(text, &context(&pins, &transforms, None)).unwrap().composer_json.contains("hit"));
+        let ctx = RuleContext { vendor: "acme", pins: &pins, fallback_version: None, transforms: &transforms };
+        assert!(rewrite(text, &ctx).unwrap().composer_json.contains("hit"));
     }
 
     #[test]

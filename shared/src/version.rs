@@ -93,12 +93,27 @@ pub fn validate(version: &str) -> Result<(), InvalidVersion> {
     parse_lib(base).map(|_| ())
 }
 
-/// Sorts versions ascending with the reference order; `NaN` comparisons count as equal.
+/// A total order for sorting: versions the reference orders cleanly (no wildcards, numeric
+/// patch parts) come first in reference order, ties and everything else by bytes. Mixing the
+/// reference order with a fallback inside one comparator would not be transitive, and Rust's sort
+/// may panic on such a comparator.
+pub fn total_cmp(a: &str, b: &str) -> Ordering {
+    match (sortable(a), sortable(b)) {
+        (true, true) => compare(a, b).map_or(Ordering::Equal, Comparison::ordering).then_with(|| a.cmp(b)),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => a.cmp(b),
+    }
+}
+
+fn sortable(version: &str) -> bool {
+    !version.contains(['x', 'X', '*'])
+        && compare(version, version).is_ok_and(|c| c == Comparison::Ordered(Ordering::Equal))
+}
+
+/// Sorts versions ascending with [`total_cmp`].
 pub fn sort_versions(versions: &mut [String]) {
-    versions.sort_by(|a, b| match compare(a, b) {
-        Ok(order) => order.ordering(),
-        Err(_) => a.cmp(b),
-    });
+    versions.sort_by(|a, b| total_cmp(a, b));
 }
 
 /// One parsed version of compare-versions: four numeric-or-wildcard parts and a pre-release.
@@ -241,6 +256,20 @@ mod tests {
         assert!(validate("2.4-p2").is_ok());
         assert!(validate("v1.0").is_ok());
         assert!(validate("nightly").is_err());
+    }
+
+    #[test]
+    fn sorting_mixed_input_is_total_and_does_not_panic() {
+        let mut versions: Vec<String> =
+            (0..200).map(|i| ["9.0.0", "10.0.0", "5!", "1.2-p1.1.1", "2.x", "1.0.0-p2", "1.0.0"][i % 7].to_owned()).collect();
+        sort_versions(&mut versions);
+        let firsts: Vec<&str> = versions.iter().map(String::as_str).fold(Vec::new(), |mut acc, v| {
+            if acc.last() != Some(&v) {
+                acc.push(v);
+            }
+            acc
+        });
+        assert_eq!(firsts, ["1.0.0", "1.0.0-p2", "9.0.0", "10.0.0", "1.2-p1.1.1", "2.x", "5!"]);
     }
 
     #[test]

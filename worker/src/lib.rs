@@ -77,7 +77,7 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
             }
             items.push(PackageItem::File { path: "composer.json".to_owned(), data: composer_json, mode: FILE_MODE });
             for empty in empty_dirs {
-                items.push(PackageItem::EmptyDir { path: empty.trim_end_matches('/').to_owned() });
+                items.push(PackageItem::EmptyDir { path: empty.clone() });
             }
             (ArchiveBuilder::from_package_items(items), files.warnings)
         }
