@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::plan::{self, Candidate, Rejection, RepositoryFailure};
-use crate::report::{BuildReport, PackageOutcome, Provided, UpstreamTags};
+use crate::report::{BuildReport, PackageOutcome, Provided, SourceChanged, UpstreamTags};
 
 /// Settings of one build after command-line overrides.
 #[derive(Debug, Clone)]
@@ -132,7 +132,16 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
             continue;
         }
         built_ids.insert(candidate.id());
-        if manifest.contains(&candidate.id()) {
+        if let Some(published) = manifest.packages.get(&candidate.id()) {
+            if let Some(what) = source_difference(published, &candidate) {
+                planned.report.source_changed.push(SourceChanged {
+                    package: candidate.package.clone(),
+                    version: candidate.version.clone(),
+                    published_from: published.git_ref.clone(),
+                    now_from: candidate.tag.clone(),
+                    what,
+                });
+            }
             planned.unchanged.push(candidate.id());
         } else {
             planned.to_build.push(candidate);
@@ -156,6 +165,22 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
     Ok(planned)
 }
 
+/// How today's winning candidate differs from what was published, if it does (only for entries
+/// this farm built from the same upstream; prebuilt and adopted archives have no git source).
+fn source_difference(published: &ManifestEntry, candidate: &Candidate) -> Option<String> {
+    if published.upstream != candidate.upstream {
+        return None;
+    }
+    let published_json = shared::json::stringify_pretty(&serde_json::Value::Object(published.composer.clone()));
+    if published_json != candidate.composer_json {
+        Some("the generated composer.json differs".to_owned())
+    } else if published.tree_id != candidate.tree_id.to_string() {
+        Some(format!("the package tree differs ({} -> {})", published.tree_id, candidate.tree_id))
+    } else {
+        None
+    }
+}
+
 /// Runs a whole embedded build and returns its report (also stored as `.farm/report.json`).
 pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     let started = Instant::now();
@@ -171,6 +196,8 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
 
     let storage = Arc::new(LocalStorage::open(&options.out).context("cannot open output folder")?);
     let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
+    // Only an output this farm already manages has metadata that is ours to prune.
+    let farm_managed = !manifest.packages.is_empty();
     let planned = plan_build(config, &manifest).await?;
     let mut report = planned.report;
     report.planning_seconds = started.elapsed().as_secs_f64();
@@ -263,7 +290,11 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
                 report.built.push(outcome);
             }
             Outcome::Failed { reason } => {
-                outcome.reason = Some(reason);
+                let kept = adopt_published(storage.as_ref(), &mut manifest, &candidate).await;
+                outcome.reason = Some(match kept {
+                    Some(note) => format!("{reason}; {note}"),
+                    None => reason,
+                });
                 report.failed.push(outcome);
             }
         }
@@ -302,13 +333,56 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     if !report.built.is_empty() {
         manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
     }
-    publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest).await?;
+    publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest, farm_managed).await?;
     report.duration_seconds = started.elapsed().as_secs_f64();
     let mut report_bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
     report_bytes.push(b'\n');
     storage.put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes).await.context("cannot save report")?;
     storage.cleanup();
     Ok(report)
+}
+
+/// A job failed but an archive exists at its key that the manifest does not know (published
+/// before the farm managed this output, or the manifest was lost): keep it, and index it with its
+/// own bytes' sha1 so the metadata stays true. Returns a note for the report.
+async fn adopt_published(storage: &impl Storage, manifest: &mut Manifest, candidate: &Candidate) -> Option<String> {
+    let key = candidate.target_key();
+    if manifest.contains(&candidate.id()) {
+        return None;
+    }
+    let bytes = storage.get(&key).await.ok()??;
+    let composer = match shared::additional::composer_json_of_zip(&bytes) {
+        Ok(composer) => composer,
+        Err(error) => {
+            return Some(format!(
+                "the object at {key} is not a usable package ({error}); it is left out of the metadata"
+            ));
+        }
+    };
+    let identity = (composer.get("name").and_then(|v| v.as_str()), composer.get("version").and_then(|v| v.as_str()));
+    if identity != (Some(candidate.package.as_str()), Some(candidate.version.as_str())) {
+        return Some(format!("the object at {key} is another package; it is left out of the metadata"));
+    }
+    use sha1::Digest as _;
+    let sha1 = hex::encode(sha1::Sha1::digest(&bytes));
+    manifest.packages.insert(
+        candidate.id(),
+        ManifestEntry {
+            name: candidate.package.clone(),
+            version: candidate.version.clone(),
+            key,
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+            sha1: sha1.clone(),
+            upstream: "adopted".to_owned(),
+            repo: candidate.repo_url.clone(),
+            git_ref: String::new(),
+            commit: String::new(),
+            tree_id: String::new(),
+            composer,
+        },
+    );
+    Some(format!("the published archive (sha1 {sha1}) is kept and indexed"))
 }
 
 /// Publishes a prebuilt archive as it is (same create-if-absent guard as built archives).
@@ -363,11 +437,17 @@ async fn publish_additional(
     }
 }
 
-/// Renders metadata from the manifest and writes the files that changed, `packages.json` last;
-/// then removes the p2 files of names the new `packages.json` no longer lists (a client reading
-/// the new root never asks for them, and they could name archives the manifest no longer vouches for).
-pub async fn publish_metadata(storage: &impl Storage, base_url: &str, manifest: &Manifest) -> anyhow::Result<usize> {
-    let previous_names = listed_names(storage).await?;
+/// Renders metadata from the manifest and writes the files that changed, `packages.json` last.
+/// In an output the farm already managed (`prune`), it then removes the p2 files of names the new
+/// `packages.json` no longer lists (only possible after the manifest was edited by hand); in an
+/// output written by another tool, nothing it did not write is deleted.
+pub async fn publish_metadata(
+    storage: &impl Storage,
+    base_url: &str,
+    manifest: &Manifest,
+    prune: bool,
+) -> anyhow::Result<usize> {
+    let previous_names = if prune { listed_names(storage).await? } else { Vec::new() };
     let files = shared::metadata::render(base_url, &manifest.published_versions());
     let mut written = 0;
     let mut current_names = std::collections::HashSet::new();

@@ -27,6 +27,9 @@ pub struct BuildReport {
     pub failed: Vec<PackageOutcome>,
     /// name@version not built from git because a prebuilt archive provides it.
     pub provided: Vec<Provided>,
+    /// Published name@version whose source now differs (moved tag, new earlier tag, changed pin
+    /// or transform): the published archive is kept, as a published version never changes.
+    pub source_changed: Vec<SourceChanged>,
     /// Upstream input that gives no package (invalid composer.json, missing name or version,
     /// tags that are not versions, missing folders), as the reference skips it.
     pub rejected: Vec<Rejection>,
@@ -49,6 +52,21 @@ pub struct Provided {
     pub tag: String,
     /// The prebuilt archive's file name.
     pub file: String,
+}
+
+/// A published name@version that a build today would produce from different input.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceChanged {
+    /// Composer name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Tag the published archive was built from.
+    pub published_from: String,
+    /// Tag that would produce it now.
+    pub now_from: String,
+    /// What differs.
+    pub what: String,
 }
 
 /// Tags planned for one upstream.
@@ -88,7 +106,9 @@ pub struct PackageOutcome {
 impl BuildReport {
     /// True when nothing failed (rejected upstream input does not count unless `strict`).
     pub fn succeeded(&self, strict: bool) -> bool {
-        self.failed.is_empty() && self.repository_failures.is_empty() && (!strict || self.rejected.is_empty())
+        self.failed.is_empty()
+            && self.repository_failures.is_empty()
+            && (!strict || (self.rejected.is_empty() && self.source_changed.is_empty()))
     }
 
     /// A human-readable summary for the terminal.

@@ -105,18 +105,22 @@ impl AdditionalPackages {
     }
 }
 
-fn read_package(path: &Path, file_name: &str) -> Result<AdditionalPackage, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+/// Reads the root composer.json of a zip archive (any compression the `zip` crate reads).
+pub fn composer_json_of_zip(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(&bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
     let mut text = String::new();
     archive
         .by_name("composer.json")
         .map_err(|e| format!("no composer.json at the archive root: {e}"))?
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read composer.json: {e}"))?;
-    let composer: Map<String, Value> =
-        serde_json::from_str(&text).map_err(|e| format!("composer.json is not a JSON object: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("composer.json is not a JSON object: {e}"))
+}
+
+fn read_package(path: &Path, file_name: &str) -> Result<AdditionalPackage, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let composer = composer_json_of_zip(&bytes)?;
     let name = composer
         .get("name")
         .and_then(Value::as_str)

@@ -260,8 +260,9 @@ mod tests {
 
     #[test]
     fn sorting_mixed_input_is_total_and_does_not_panic() {
-        let mut versions: Vec<String> =
-            (0..200).map(|i| ["9.0.0", "10.0.0", "5!", "1.2-p1.1.1", "2.x", "1.0.0-p2", "1.0.0"][i % 7].to_owned()).collect();
+        let mut versions: Vec<String> = (0..200)
+            .map(|i| ["9.0.0", "10.0.0", "5!", "1.2-p1.1.1", "2.x", "1.0.0-p2", "1.0.0"][i % 7].to_owned())
+            .collect();
         sort_versions(&mut versions);
         let firsts: Vec<&str> = versions.iter().map(String::as_str).fold(Vec::new(), |mut acc, v| {
             if acc.last() != Some(&v) {

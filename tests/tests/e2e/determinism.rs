@@ -1,6 +1,10 @@
 //! Invariant 1: the same inputs give the same bytes at any parallelism; a second build into the
 //! same output builds nothing and changes nothing.
 
+use std::sync::Arc;
+
+use sha1::Digest as _;
+use shared::archive::{ArchiveBuilder, FILE_MODE};
 use tests::{build, fixture, load_config, restore_parity_upstream, snapshot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,8 +37,9 @@ async fn one_and_eight_workers_give_identical_output_and_rebuild_is_a_no_op() {
     assert!(!out_one.join(".farm/tmp").exists(), "temp files left behind");
 }
 
-/// Invariant 2: an archive already published with other bytes (here: the manifest is lost and the
-/// file differs) is never overwritten; the package fails with the drift named, the rest rebuilds.
+/// Invariant 2: an archive already published with other bytes (here: by another generator, and
+/// the manifest is lost) is never overwritten. The package fails with the drift named, the
+/// published archive stays and is indexed with its own sha1, the rest rebuilds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_archive_with_other_bytes_is_kept_and_reported() {
     let temp = tempfile::tempdir().unwrap();
@@ -43,18 +48,44 @@ async fn published_archive_with_other_bytes_is_kept_and_reported() {
     let out = temp.path().join("out");
     build(load_config(&fixture("parity.toml"), &upstream, &cache, 2), &out).await;
 
+    let mut foreign = ArchiveBuilder::new();
+    let composer = br#"{"name": "acme/module-cms", "version": "100.0.0", "type": "library"}"#;
+    foreign.add_file("composer.json", Arc::from(&composer[..]), FILE_MODE);
+    let mut foreign_bytes = Vec::new();
+    foreign.write_to(&mut foreign_bytes).unwrap();
     let archive = out.join("packages/acme/module-cms-100.0.0.zip");
-    std::fs::write(&archive, b"bytes some other generator published").unwrap();
+    std::fs::write(&archive, &foreign_bytes).unwrap();
     std::fs::remove_file(out.join(".farm/manifest.json")).unwrap();
     let report = build(load_config(&fixture("parity.toml"), &upstream, &cache, 2), &out).await;
 
     assert_eq!(report.failed.len(), 1, "{}", report.summary());
     let reason = report.failed[0].reason.as_deref().unwrap();
     assert!(report.failed[0].package == "acme/module-cms" && reason.contains("refused"), "{reason}");
-    assert_eq!(std::fs::read(&archive).unwrap(), b"bytes some other generator published");
+    assert!(reason.contains("kept and indexed"), "{reason}");
+    assert_eq!(std::fs::read(&archive).unwrap(), foreign_bytes);
     assert_eq!(report.built.len(), 34);
-    // Metadata never names an archive whose sha1 the manifest does not vouch for.
-    assert!(!out.join("p2/acme/module-cms.json").exists(), "stale p2 file left behind");
-    let root = std::fs::read_to_string(out.join("packages.json")).unwrap();
-    assert!(!root.contains("acme/module-cms") && root.contains("acme/module-catalog"), "{root}");
+    let p2 = std::fs::read_to_string(out.join("p2/acme/module-cms.json")).unwrap();
+    let sha1 = hex::encode(sha1::Sha1::digest(&foreign_bytes));
+    assert!(p2.contains(&format!("\"shasum\":\"{sha1}\"")), "metadata must carry the published archive's sha1: {p2}");
+}
+
+/// A published name@version whose source changed (here: a pin edited afterwards) is not rebuilt;
+/// the change is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_source_of_a_published_version_is_reported_not_rebuilt() {
+    let temp = tempfile::tempdir().unwrap();
+    let upstream = restore_parity_upstream(&temp.path().join("upstream"));
+    let cache = temp.path().join("cache");
+    let out = temp.path().join("out");
+    build(load_config(&fixture("parity.toml"), &upstream, &cache, 2), &out).await;
+    let before = snapshot(&out);
+
+    let mut config = load_config(&fixture("parity.toml"), &upstream, &cache, 2);
+    config.upstreams[0].pinned_versions.get_mut("1.1.0").unwrap().insert("psr/log".to_owned(), "1.1.5".to_owned());
+    let report = build(config, &out).await;
+    assert!(report.built.is_empty(), "{}", report.summary());
+    let changed: Vec<String> = report.source_changed.iter().map(|c| format!("{}@{}", c.package, c.version)).collect();
+    assert_eq!(changed, ["acme/module-catalog@100.1.0", "acme/module-checkout@100.1.0", "acme/framework@100.1.0"]);
+    assert!(report.succeeded(false) && !report.succeeded(true));
+    assert_eq!(snapshot(&out), before);
 }
