@@ -281,6 +281,10 @@ impl<'a> Reader<'a, '_> {
         if let Err(reason) = check_key_safe(&rewritten.name, &rewritten.version) {
             return self.reject(&tag.name, dir, reason);
         }
+        if let Err(error) = version::composer_normalize(&rewritten.version) {
+            let reason = format!("{} {error}: Composer would reject the package's metadata", rewritten.name);
+            return self.reject(&tag.name, dir, reason);
+        }
         let content = match precedence {
             Precedence::FirstWins => {
                 let mut excludes = definition.excludes.clone();

@@ -96,6 +96,9 @@ fn version_object(base: &str, version: &PublishedVersion) -> Map<String, Value> 
     let mut object = Map::new();
     object.insert("name".to_owned(), Value::String(version.name.clone()));
     object.insert("version".to_owned(), Value::String(version.version.clone()));
+    if let Ok(normalized) = crate::version::composer_normalize(&version.version) {
+        object.insert("version_normalized".to_owned(), Value::String(normalized));
+    }
     for (key, value) in &version.composer {
         if key == "name" || key == "version" || key == "dist" || key == "source" || value.is_null() {
             continue;
@@ -202,6 +205,7 @@ mod tests {
         let order: Vec<&str> = expanded.iter().map(|v| v["version"].as_str().unwrap()).collect();
         assert_eq!(order, ["1.0.0-p10", "1.0.0-p2", "1.0.0"]);
         assert_eq!(expanded[1]["require"]["php"], "^8");
+        assert_eq!(expanded[1]["version_normalized"], "1.0.0.0-patch2");
         assert_eq!(expanded[2]["dist"]["url"], "https://repo.example.org/packages/acme/a-1.0.0.zip");
         assert!(!expanded[0].contains_key("homepage"));
         let dev: Value = serde_json::from_slice(&files[1].bytes).unwrap();

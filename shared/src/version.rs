@@ -11,6 +11,81 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// A version that Composer's `VersionParser::normalize` rejects: a repository listing it would
+/// make the client fail on the package's whole metadata file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a valid Composer version")]
+pub struct InvalidComposerVersion(pub String);
+
+const MODIFIER: &str = r"[._-]?(?:(stable|beta|b|RC|alpha|a|patch|pl|p)((?:[.-]?[0-9]+)*)?)?([.-]?dev)?";
+
+static CLASSICAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i-u)^v?([0-9]{{1,5}})(\.[0-9]+)?(\.[0-9]+)?(\.[0-9]+)?{MODIFIER}$")).expect("valid regex")
+});
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?i-u)^v?([0-9]{{4}}(?:[.:-]?[0-9]{{2}}){{1,6}}(?:[.:-]?[0-9]{{1,3}})?){MODIFIER}$"))
+        .expect("valid regex")
+});
+static DEV_SUFFIX: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(.*?)(?i-u:[.-]?dev)$").expect("valid regex"));
+static NUMERIC_BRANCH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)^v?([0-9]+)(\.(?:[0-9]+|[xX*]))?(\.(?:[0-9]+|[xX*]))?(\.(?:[0-9]+|[xX*]))?$")
+        .expect("valid regex")
+});
+static STABILITY_FLAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i-u)@(?:stable|RC|beta|alpha|dev)$").expect("valid regex"));
+static BUILD_METADATA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([^,\s+]+)\+[^\s]+$").expect("valid regex"));
+
+/// Composer's `VersionParser::normalize` for package versions (composer/semver): `2.4.7-p3` is
+/// `2.4.7.0-patch3`, `1.0-dev` is `1.0.0.0-dev`, `dev-main` stays, `1.0.0-1` is invalid.
+pub fn composer_normalize(version: &str) -> Result<String, InvalidComposerVersion> {
+    let invalid = || InvalidComposerVersion(version.to_owned());
+    let mut current = version.trim().to_owned();
+    if let Some(flag) = STABILITY_FLAG.find(&current) {
+        current.truncate(flag.start());
+    }
+    if matches!(current.as_str(), "master" | "trunk" | "default") {
+        current = format!("dev-{current}");
+    }
+    if current.len() >= 4 && current[..4].eq_ignore_ascii_case("dev-") {
+        return Ok(format!("dev-{}", &current[4..]));
+    }
+    if let Some(captures) = BUILD_METADATA.captures(&current) {
+        current = captures[1].to_owned();
+    }
+    let (mut normalized, captures, index) = if let Some(c) = CLASSICAL.captures(&current) {
+        let part = |i: usize| c.get(i).map_or(".0".to_owned(), |m| m.as_str().to_owned());
+        (format!("{}{}{}{}", &c[1], part(2), part(3), part(4)), c, 5)
+    } else if let Some(c) = DATE.captures(&current) {
+        (c[1].chars().map(|ch| if ch.is_ascii_digit() { ch } else { '.' }).collect(), c, 2)
+    } else {
+        let branch = DEV_SUFFIX.captures(&current).ok_or_else(invalid)?;
+        let numeric = NUMERIC_BRANCH.captures(branch[1].trim()).ok_or_else(invalid)?;
+        let mut out = String::new();
+        for i in 1..5 {
+            out.push_str(&numeric.get(i).map_or(".x".to_owned(), |m| m.as_str().replace(['*', 'X'], "x")));
+        }
+        return Ok(format!("{}-dev", out.replace('x', "9999999")));
+    };
+    if let Some(stability) = captures.get(index).map(|m| m.as_str()).filter(|s| !s.is_empty()) {
+        if stability == "stable" {
+            return Ok(normalized);
+        }
+        let expanded = match stability.to_ascii_lowercase().as_str() {
+            "a" => "alpha".to_owned(),
+            "b" => "beta".to_owned(),
+            "p" | "pl" => "patch".to_owned(),
+            "rc" => "RC".to_owned(),
+            other => other.to_owned(),
+        };
+        let number = captures.get(index + 1).map_or("", |m| m.as_str()).trim_start_matches(['.', '-']);
+        normalized = format!("{normalized}-{expanded}{number}");
+    }
+    if captures.get(index + 2).is_some_and(|m| !m.as_str().is_empty()) {
+        normalized.push_str("-dev");
+    }
+    Ok(normalized)
+}
+
 /// A version string that the reference's comparison rejects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a version (expected digits and dots, an optional -prerelease and +build)")]
@@ -271,6 +346,38 @@ mod tests {
             acc
         });
         assert_eq!(firsts, ["1.0.0", "1.0.0-p2", "9.0.0", "10.0.0", "1.2-p1.1.1", "2.x", "5!"]);
+    }
+
+    #[test]
+    fn composer_normalisation_matches_composer() {
+        let cases = [
+            ("1.0.0", "1.0.0.0"),
+            ("1.2.3.4", "1.2.3.4"),
+            ("0", "0.0.0.0"),
+            ("v1.0.0", "1.0.0.0"),
+            ("2.4.7-p3", "2.4.7.0-patch3"),
+            ("1.0.0RC1dev", "1.0.0.0-RC1-dev"),
+            ("1.0.0-rC15-dev", "1.0.0.0-RC15-dev"),
+            ("1.0.0.RC.15-dev", "1.0.0.0-RC15-dev"),
+            ("1.0.0.pl3-dev", "1.0.0.0-patch3-dev"),
+            ("1.0-dev", "1.0.0.0-dev"),
+            ("10.4.13beta.2", "10.4.13.0-beta2"),
+            ("1.1.0-beta1", "1.1.0.0-beta1"),
+            ("2010.01.02", "2010.01.02.0"),
+            ("20100102-203040", "20100102.203040"),
+            ("1.0.0+foo", "1.0.0.0"),
+            ("dev-main", "dev-main"),
+            ("master", "dev-master"),
+            ("1.x-dev", "1.9999999.9999999.9999999-dev"),
+            ("103.0.5.1-a20260101+p1", "103.0.5.1-alpha20260101"),
+            ("1.0.0-stable", "1.0.0.0"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(composer_normalize(input).as_deref(), Ok(expected), "{input}");
+        }
+        for invalid in ["1.0.0-1", "1.0.0.0.1", "foo", "1.0.0-foo", "", "feature-dev"] {
+            assert!(composer_normalize(invalid).is_err(), "{invalid} should be invalid");
+        }
     }
 
     #[test]

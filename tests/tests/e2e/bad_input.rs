@@ -37,7 +37,8 @@ async fn each_bad_input_is_reported_and_the_rest_is_built() {
         .file("modules/NoName/composer.json", r#"{"version":"1.0.0"}"#)
         .file("modules/NoVersion/composer.json", r#"{"name":"acme/noversion"}"#)
         .file("modules/NotJsonObject/composer.json", "[1, 2]")
-        .file("modules/Traversal/composer.json", r#"{"name":"../../escape","version":"1.0.0"}"#);
+        .file("modules/Traversal/composer.json", r#"{"name":"../../escape","version":"1.0.0"}"#)
+        .file("modules/OddVersion/composer.json", r#"{"name":"acme/odd","version":"1.0.0-1"}"#);
     let commit = upstream.commit_and_tag("1.0.0");
     upstream.repo.reference("refs/tags/release-candidate", commit, true, "not a version").unwrap();
 
@@ -72,6 +73,11 @@ async fn each_bad_input_is_reported_and_the_rest_is_built() {
     assert!(reason_for("modules/NoVersion").contains("acme/noversion has no version"), "{}", report.summary());
     assert!(reason_for("modules/NotJsonObject").contains("not a JSON object"), "{}", report.summary());
     assert!(reason_for("modules/Traversal").contains("not of the form vendor/name"), "{}", report.summary());
+    assert!(
+        reason_for("modules/OddVersion").contains("'1.0.0-1' is not a valid Composer version"),
+        "{}",
+        report.summary()
+    );
     let tag_rejection =
         report.rejected.iter().find(|r| r.tag.as_deref() == Some("release-candidate")).expect("tag reported");
     assert!(tag_rejection.reason.contains("not a version"), "{}", tag_rejection.reason);
