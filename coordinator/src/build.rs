@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::additional::{AdditionalPackage, AdditionalPackages};
-use shared::config::FarmConfig;
+use shared::config::{FarmConfig, redact_url};
 use shared::git::GitCache;
 use shared::messages::{BuildId, BuildJob, JobId, Outcome, SCHEMA_VERSION, Source};
 use shared::storage::{LocalStorage, STATE_PREFIX, Storage};
@@ -19,6 +19,9 @@ use tracing::{info, warn};
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::plan::{self, Candidate, Rejection, RepositoryFailure};
 use crate::report::{BuildReport, PackageOutcome, Provided, SourceChanged, UpstreamTags};
+
+/// Results between intermediate manifest saves.
+const MANIFEST_SAVE_EVERY: usize = 100;
 
 /// Settings of one build after command-line overrides.
 #[derive(Debug, Clone)]
@@ -58,16 +61,17 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
             tokio::task::spawn_blocking(move || {
                 let upstream = &config.upstreams[index];
                 let url = config.resolve_url(&upstream.url);
-                info!(upstream = %upstream.key, %url, "fetching upstream");
+                let shown = redact_url(&url);
+                info!(upstream = %upstream.key, url = %shown, "fetching upstream");
                 let repo = cache.sync(&url).map_err(|e| RepositoryFailure {
                     upstream: upstream.key.clone(),
-                    url: url.clone(),
+                    url: shown.clone(),
                     reason: e.to_string(),
                 })?;
                 info!(upstream = %upstream.key, "planning");
                 plan::plan_upstream(&config, upstream, &repo).map_err(|e| RepositoryFailure {
                     upstream: upstream.key.clone(),
-                    url,
+                    url: shown,
                     reason: e.to_string(),
                 })
             })
@@ -277,7 +281,7 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
                         sha1: sha1.clone(),
                         sha256,
                         upstream: candidate.upstream.clone(),
-                        repo: candidate.repo_url.clone(),
+                        repo: redact_url(&candidate.repo_url),
                         git_ref: candidate.tag.clone(),
                         commit: candidate.commit.to_string(),
                         tree_id: candidate.tree_id.to_string(),
@@ -299,6 +303,10 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
             }
         }
         let done = report.built.len() + report.failed.len();
+        // A killed build resumes from here instead of from the start.
+        if done % MANIFEST_SAVE_EVERY == 0 {
+            manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
+        }
         match &progress {
             Some(bar) => {
                 bar.set_message(format!("{} {}", candidate.package, candidate.version));
@@ -375,7 +383,7 @@ async fn adopt_published(storage: &impl Storage, manifest: &mut Manifest, candid
             sha256: hex::encode(sha2::Sha256::digest(&bytes)),
             sha1: sha1.clone(),
             upstream: "adopted".to_owned(),
-            repo: candidate.repo_url.clone(),
+            repo: redact_url(&candidate.repo_url),
             git_ref: String::new(),
             commit: String::new(),
             tree_id: String::new(),
@@ -467,6 +475,7 @@ pub async fn publish_metadata(
             storage.delete(&key).await.with_context(|| format!("cannot delete {key}"))?;
         }
     }
+    storage.flush().await?;
     info!(written, "metadata published");
     Ok(written)
 }

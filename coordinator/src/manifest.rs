@@ -81,11 +81,13 @@ impl Manifest {
         }
     }
 
-    /// Stores the manifest atomically.
+    /// Stores the manifest atomically, after making the archives it names durable.
     pub async fn save(&self, storage: &impl Storage) -> Result<(), StorageError> {
+        storage.flush().await?;
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serialises");
         bytes.push(b'\n');
-        storage.put_replace(&manifest_key(), bytes).await
+        storage.put_replace(&manifest_key(), bytes).await?;
+        storage.flush().await
     }
 
     /// Whether `name@version` is published.

@@ -316,6 +316,19 @@ impl FarmConfig {
     }
 }
 
+/// The URL with any `user:password@` part replaced by `***@`, for logs, reports and the manifest
+/// (the manifest and report live next to the published files).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +388,13 @@ actions = [
         config.build.upstream_base = Some("/srv/git/".to_owned());
         assert_eq!(config.resolve_url(&config.upstreams[0].url), "/srv/git/mirror-magento2-page-builder.git");
         assert_eq!(config.resolve_url("https://gitlab.example/x.git"), "https://gitlab.example/x.git");
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(redact_url("https://user:tok@git.example/a/b.git"), "https://***@git.example/a/b.git");
+        assert_eq!(redact_url("https://git.example/a@b.git"), "https://git.example/a@b.git");
+        assert_eq!(redact_url("/srv/git/a.git"), "/srv/git/a.git");
     }
 
     #[test]

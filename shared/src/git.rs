@@ -13,6 +13,7 @@ use std::sync::{Arc, LazyLock};
 use git2::{AutotagOption, FetchOptions, ObjectType, Oid, Repository, Tree};
 use sha1::Digest as _;
 
+use crate::config::redact_url;
 use crate::gitattributes::{self, AttributesFile, EolConversion, Macros};
 
 /// A git operation failed.
@@ -93,12 +94,13 @@ impl GitCache {
             }
         };
         {
-            let mut remote = repo.remote_anonymous(url).map_err(git_err(format!("bad upstream URL {url}")))?;
+            let shown = redact_url(url);
+            let mut remote = repo.remote_anonymous(url).map_err(git_err(format!("bad upstream URL {shown}")))?;
             let mut options = FetchOptions::new();
             options.download_tags(AutotagOption::All).prune(git2::FetchPrune::On);
             remote
                 .fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
-                .map_err(git_err(format!("cannot fetch {url}")))?;
+                .map_err(git_err(format!("cannot fetch {shown}")))?;
         }
         Ok(repo)
     }
@@ -111,7 +113,7 @@ impl GitCache {
             return Ok(repo);
         }
         let repo = self.sync(url)?;
-        repo.find_commit(commit).map_err(git_err(format!("commit {commit} not found in {url}")))?;
+        repo.find_commit(commit).map_err(git_err(format!("commit {commit} not found in {}", redact_url(url))))?;
         Ok(repo)
     }
 }

@@ -81,6 +81,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Deletes the object at `key` if present (metadata only; archives are never deleted).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Makes every write so far durable (for a local folder: fsync the directories that gained
+    /// names). Called before the manifest records archives, so a crash never leaves a manifest that
+    /// names an archive whose directory entry was lost.
+    fn flush(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
 
 /// A local folder as storage.
@@ -90,6 +95,8 @@ pub struct LocalStorage {
     /// Exclusive lock on `.farm/lock`, held while any clone of this storage lives: two builds
     /// into one folder would race on the manifest and on each other's temp files.
     _lock: std::sync::Arc<std::fs::File>,
+    /// Directories that gained or replaced names since the last [`Storage::flush`].
+    dirty: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>,
 }
 
 impl LocalStorage {
@@ -114,7 +121,7 @@ impl LocalStorage {
                 return Err(StorageError::Io { key: lock_path.display().to_string(), source });
             }
         }
-        let storage = LocalStorage { root, _lock: std::sync::Arc::new(lock) };
+        let storage = LocalStorage { root, _lock: std::sync::Arc::new(lock), dirty: Default::default() };
         let scratch = storage.scratch_dir();
         if scratch.exists() {
             std::fs::remove_dir_all(&scratch)
@@ -140,9 +147,17 @@ impl LocalStorage {
         Ok(self.root.join(key))
     }
 
+    /// Creates the parent folders of `path` and remembers them (and their parents, which may have
+    /// gained a folder) for the next flush.
     fn ensure_parent(&self, key: &str, path: &Path) -> Result<(), StorageError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| StorageError::Io { key: key.to_owned(), source })?;
+            let mut dirty = self.dirty.lock().expect("dirty set lock");
+            let mut current = Some(parent);
+            while let Some(dir) = current.filter(|d| d.starts_with(&self.root)) {
+                dirty.insert(dir.to_owned());
+                current = dir.parent();
+            }
         }
         Ok(())
     }
@@ -208,6 +223,16 @@ impl Storage for LocalStorage {
 
     async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         Ok(self.path(key)?.is_file())
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        let dirs = std::mem::take(&mut *self.dirty.lock().expect("dirty set lock"));
+        for dir in dirs {
+            std::fs::File::open(&dir)
+                .and_then(|handle| handle.sync_all())
+                .map_err(|source| StorageError::Io { key: dir.display().to_string(), source })?;
+        }
+        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
