@@ -107,3 +107,64 @@ fn unreadable_upstream_fails_the_exit_code_and_bad_config_is_fatal() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("base_url must be an http(s) URL"));
 }
+
+/// Invariant 1 across processes: two separate runs (1 and 2 workers) of the binary give the same
+/// bytes, including a composer.json transform whose object value comes from TOML.
+#[test]
+fn separate_processes_produce_identical_repositories() {
+    let temp = tempfile::tempdir().unwrap();
+    let upstream = temp.path().join("upstream");
+    restore_upstream(&upstream);
+    let config = temp.path().join("farm.toml");
+    let mut text = std::fs::read_to_string(fixture_config()).unwrap();
+    text.push_str(
+        r#"
+[[upstreams.transforms]]
+package = "acme/module-catalog"
+when = { version_at_least = "100.1.0" }
+actions = [{ set = ["extra", "custom"], value = { zeta = 1, alpha = 2, mid = { y = 1, b = 2 } } }]
+"#,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut snapshots = Vec::new();
+    for workers in ["1", "2"] {
+        let out = temp.path().join(format!("out-{workers}"));
+        let status = coordinator()
+            .args(["build", "--config"])
+            .arg(&config)
+            .arg("--upstream-base")
+            .arg(&upstream)
+            .arg("--out")
+            .arg(&out)
+            .args(["--workers", workers])
+            .arg("--cache-dir")
+            .arg(temp.path().join(format!("cache-{workers}")))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        snapshots.push(files(&out));
+    }
+    assert_eq!(snapshots[0], snapshots[1]);
+    let p2 = String::from_utf8(snapshots[0][Path::new("p2/acme/module-catalog.json")].clone()).unwrap();
+    assert!(p2.contains(r#""custom":{"zeta":1,"alpha":2,"mid":{"y":1,"b":2}}"#), "{p2}");
+}
+
+/// Every file below `dir` except the per-run report and the lock.
+fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_owned();
+                if !relative.starts_with(".farm/report.json") && !relative.starts_with(".farm/lock") {
+                    out.insert(relative, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+    }
+    out
+}

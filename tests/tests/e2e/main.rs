@@ -1,6 +1,7 @@
 //! End-to-end tests of the embedded build: one test binary, one module per concern.
 
 mod additional;
+mod attributes;
 mod bad_input;
 mod composer_install;
 mod determinism;
