@@ -82,6 +82,13 @@ impl GitCache {
     /// followed; immutability of published archives is enforced by storage, not here).
     pub fn sync(&self, url: &str) -> Result<Repository, GitError> {
         let path = self.path_for(url);
+        // One fetch per clone at a time in this process: libgit2 fails on concurrent ref locks.
+        let clone_lock = {
+            static LOCKS: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<std::sync::Mutex<()>>>>> =
+                LazyLock::new(Default::default);
+            Arc::clone(LOCKS.lock().expect("lock map").entry(path.clone()).or_default())
+        };
+        let _guard = clone_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         std::fs::create_dir_all(&self.root).map_err(|source| GitError::Cache { path: self.root.clone(), source })?;
         let repo = match Repository::open_bare(&path) {
             Ok(repo) => repo,
