@@ -271,23 +271,8 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
             Outcome::Built { key, size, sha1, sha256, warnings } => {
                 let composer =
                     serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
-                manifest.packages.insert(
-                    candidate.id(),
-                    ManifestEntry {
-                        name: candidate.package.clone(),
-                        version: candidate.version.clone(),
-                        key,
-                        size,
-                        sha1: sha1.clone(),
-                        sha256,
-                        upstream: candidate.upstream.clone(),
-                        repo: redact_url(&candidate.repo_url),
-                        git_ref: candidate.tag.clone(),
-                        commit: candidate.commit.to_string(),
-                        tree_id: candidate.tree_id.to_string(),
-                        composer,
-                    },
-                );
+                let stored = StoredArchive { key, size, sha1: sha1.clone(), sha256 };
+                manifest.packages.insert(candidate.id(), manifest_entry(&candidate, stored, composer));
                 outcome.size = Some(size);
                 outcome.sha1 = Some(sha1);
                 outcome.warnings = warnings;
@@ -350,6 +335,36 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     Ok(report)
 }
 
+/// Where and what an archive is in storage.
+struct StoredArchive {
+    key: String,
+    size: u64,
+    sha1: String,
+    sha256: String,
+}
+
+/// The manifest entry for a candidate's archive.
+fn manifest_entry(
+    candidate: &Candidate,
+    stored: StoredArchive,
+    composer: serde_json::Map<String, serde_json::Value>,
+) -> ManifestEntry {
+    ManifestEntry {
+        name: candidate.package.clone(),
+        version: candidate.version.clone(),
+        key: stored.key,
+        size: stored.size,
+        sha1: stored.sha1,
+        sha256: stored.sha256,
+        upstream: candidate.upstream.clone(),
+        repo: redact_url(&candidate.repo_url),
+        git_ref: candidate.tag.clone(),
+        commit: candidate.commit.to_string(),
+        tree_id: candidate.tree_id.to_string(),
+        composer,
+    }
+}
+
 /// A job failed but an archive exists at its key that the manifest does not know (published
 /// before the farm managed this output, or the manifest was lost): keep it, and index it with its
 /// own bytes' sha1 so the metadata stays true. Returns a note for the report.
@@ -373,23 +388,21 @@ async fn adopt_published(storage: &impl Storage, manifest: &mut Manifest, candid
     }
     use sha1::Digest as _;
     let sha1 = hex::encode(sha1::Sha1::digest(&bytes));
-    manifest.packages.insert(
-        candidate.id(),
-        ManifestEntry {
-            name: candidate.package.clone(),
-            version: candidate.version.clone(),
-            key,
-            size: bytes.len() as u64,
-            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-            sha1: sha1.clone(),
-            upstream: "adopted".to_owned(),
-            repo: redact_url(&candidate.repo_url),
-            git_ref: String::new(),
-            commit: String::new(),
-            tree_id: String::new(),
-            composer,
-        },
-    );
+    let stored = StoredArchive {
+        key,
+        size: bytes.len() as u64,
+        sha1: sha1.clone(),
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+    };
+    // Not built from git by this farm: no source ref, commit or tree to record.
+    let entry = ManifestEntry {
+        upstream: "adopted".to_owned(),
+        git_ref: String::new(),
+        commit: String::new(),
+        tree_id: String::new(),
+        ..manifest_entry(candidate, stored, composer)
+    };
+    manifest.packages.insert(candidate.id(), entry);
     Some(format!("the published archive (sha1 {sha1}) is kept and indexed"))
 }
 
