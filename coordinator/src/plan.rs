@@ -257,8 +257,7 @@ impl<'a> Reader<'a, '_> {
         let Some(tree) = git::subtree(self.repo, &root, dir)? else {
             return self.reject(&tag.name, dir, "package folder does not exist at this tag".to_owned());
         };
-        let path = if dir.is_empty() { "composer.json".to_owned() } else { format!("{dir}/composer.json") };
-        let text = match git::read_file(self.repo, &root, &path)? {
+        let text = match git::read_file(self.repo, &tree, "composer.json")? {
             // Node decodes invalid UTF-8 with replacement characters; so do we.
             FileLookup::Found(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             FileLookup::Missing => return self.reject(&tag.name, dir, "no composer.json".to_owned()),

@@ -59,17 +59,16 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
             (builder, Vec::new())
         }
         Content::PackageTree { dir, excludes, empty_dirs } => {
-            // Make sure the clone has the commit (a fresh worker fetches it), then read from the
-            // per-thread open repository.
+            // Read from the per-thread open repository; a clone without the commit (a fresh worker,
+            // a new tag) is fetched first. Errors of the collection itself are not retried.
             let path = cache.path_for(&job.source.repo_url);
-            let files =
-                match git::with_repository(&path, |repo| git::collect_package_files(repo, commit, dir, excludes)) {
-                    Ok(Ok(files)) => files,
-                    _ => {
-                        let repo = cache.open_with_commit(&job.source.repo_url, commit)?;
-                        git::collect_package_files(&repo, commit, dir, excludes)?
-                    }
-                };
+            let has_commit = git::with_repository(&path, |repo| repo.find_commit(commit).is_ok()).unwrap_or(false);
+            let files = if has_commit {
+                git::with_repository(&path, |repo| git::collect_package_files(repo, commit, dir, excludes))??
+            } else {
+                let repo = cache.open_with_commit(&job.source.repo_url, commit)?;
+                git::collect_package_files(&repo, commit, dir, excludes)?
+            };
             let mut items: Vec<PackageItem> = Vec::with_capacity(files.files.len() + 1 + empty_dirs.len());
             for file in files.files {
                 let mode = if file.executable { EXECUTABLE_MODE } else { FILE_MODE };
