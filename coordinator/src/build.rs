@@ -96,20 +96,12 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
     }
     let additional = match &config.repository.additional_packages {
         Some(dir) => {
+            let shown = dir.display().to_string();
             let dir = dir.clone();
             tokio::task::spawn_blocking(move || AdditionalPackages::scan(&dir))
                 .await
                 .context("scan task panicked")?
-                .with_context(|| {
-                    format!(
-                        "cannot read additional packages folder {}",
-                        config
-                            .repository
-                            .additional_packages
-                            .as_ref()
-                            .map_or(String::new(), |d| d.display().to_string())
-                    )
-                })?
+                .with_context(|| format!("cannot read additional packages folder {shown}"))?
         }
         None => AdditionalPackages::default(),
     };
@@ -202,6 +194,9 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
     // Only an output this farm already manages has metadata that is ours to prune.
     let farm_managed = !manifest.packages.is_empty();
+    // Entries are only ever added (a planned id is never in the manifest), so a changed count
+    // means there is something to save.
+    let entries_at_start = manifest.packages.len();
     let planned = plan_build(config, &manifest).await?;
     let mut report = planned.report;
     report.planning_seconds = started.elapsed().as_secs_f64();
@@ -257,16 +252,7 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
             warn!(job_id = %result.job_id.0, "result for an unknown job ignored");
             continue;
         };
-        let mut outcome = PackageOutcome {
-            package: candidate.package.clone(),
-            version: candidate.version.clone(),
-            upstream: candidate.upstream.clone(),
-            tag: candidate.tag.clone(),
-            size: None,
-            sha1: None,
-            reason: None,
-            warnings: Vec::new(),
-        };
+        let mut outcome = outcome_for(&candidate);
         match result.outcome {
             Outcome::Built { key, size, sha1, sha256, warnings } => {
                 let composer =
@@ -306,16 +292,11 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     worker_pool.await.context("worker pool panicked")?;
     // A job whose result never arrived (a worker task died) is a failure, not silence.
     for (_, candidate) in pending {
-        report.failed.push(PackageOutcome {
-            package: candidate.package,
-            version: candidate.version,
-            upstream: candidate.upstream,
-            tag: candidate.tag,
-            size: None,
-            sha1: None,
+        let outcome = PackageOutcome {
             reason: Some("no result came back from the worker".to_owned()),
-            warnings: Vec::new(),
-        });
+            ..outcome_for(&candidate)
+        };
+        report.failed.push(outcome);
     }
     for package in planned.additional {
         publish_additional(storage.as_ref(), &mut manifest, &mut report, package).await;
@@ -323,7 +304,7 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     sort_outcomes(&mut report);
 
     // Archives are stored; record them, then publish metadata that names only stored archives.
-    if !report.built.is_empty() {
+    if manifest.packages.len() != entries_at_start {
         manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
     }
     publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest, farm_managed).await?;
@@ -333,6 +314,20 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     storage.put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes).await.context("cannot save report")?;
     storage.cleanup();
     Ok(report)
+}
+
+/// A report line for a candidate, before its outcome is known.
+fn outcome_for(candidate: &Candidate) -> PackageOutcome {
+    PackageOutcome {
+        package: candidate.package.clone(),
+        version: candidate.version.clone(),
+        upstream: candidate.upstream.clone(),
+        tag: candidate.tag.clone(),
+        size: None,
+        sha1: None,
+        reason: None,
+        warnings: Vec::new(),
+    }
 }
 
 /// Where and what an archive is in storage.
