@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -37,9 +38,233 @@ pub struct FarmConfig {
     /// How the build runs.
     #[serde(default)]
     pub build: BuildConfig,
+    /// The job queue: absent means the in-process queue of the embedded mode.
+    #[serde(default)]
+    pub queue: Option<QueueConfig>,
+    /// Where archives and metadata are stored: absent means the local folder of
+    /// `repository.output` / `--out`.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// Upstream git repositories in build order (the order decides precedence, spec 4.6).
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// What a `worker` process reads: the same file (or environment) as the coordinator, but only
+/// the sections a worker needs; the others are ignored, so one file can serve both.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkerConfig {
+    /// Concurrency (`workers`) and git cache folder.
+    #[serde(default)]
+    pub build: BuildConfig,
+    /// The broker to consume from (required).
+    #[serde(default)]
+    pub queue: Option<QueueConfig>,
+    /// Where archives go (S3 in a farm; a local folder works for a single machine).
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Output folder when storage is local.
+    #[serde(default)]
+    pub repository: Option<WorkerRepositoryConfig>,
+}
+
+/// The part of `[repository]` a worker reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkerRepositoryConfig {
+    /// Output folder for local storage.
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+}
+
+/// The RabbitMQ job queue of the distributed mode (`[queue]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// AMQP URL, e.g. `amqp://user:password@rabbitmq:5672/%2f` (`FARM_QUEUE__URL`).
+    pub url: String,
+    /// Prefix of every queue and exchange name, so several farms can share a broker.
+    #[serde(default = "default_queue_prefix")]
+    pub prefix: String,
+    /// Tries of a job that fails for a passing reason (git fetch, storage unreachable) before it
+    /// is dead-lettered and reported as failed.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with every further attempt.
+    #[serde(default = "default_retry_delay", with = "duration")]
+    pub retry_delay: Duration,
+    /// Upper bound of the retry delay.
+    #[serde(default = "default_retry_delay_max", with = "duration")]
+    pub retry_delay_max: Duration,
+    /// Deliveries of one job the broker allows before dead-lettering it (bounds a job that
+    /// kills its worker every time).
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+    /// The coordinator gives up waiting when no result arrived for this long, and reports what
+    /// did not come back.
+    #[serde(default = "default_result_timeout", with = "duration")]
+    pub result_timeout: Duration,
+}
+
+fn default_queue_prefix() -> String {
+    "farm".to_owned()
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_retry_delay() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retry_delay_max() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_delivery_limit() -> u32 {
+    10
+}
+fn default_result_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+/// Where the repository is stored (`[storage]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `local` (default) or `s3`.
+    #[serde(default)]
+    pub kind: StorageKind,
+    /// Bucket name (s3).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket, e.g. `mirror/` (s3); empty for the bucket root.
+    #[serde(default)]
+    pub prefix: String,
+    /// Endpoint URL for S3-compatible servers (MinIO, ...); absent for AWS S3.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Region; absent means the AWS chain (`AWS_REGION`, profile), else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most S3-compatible servers.
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Access key; absent means the AWS chain (`AWS_ACCESS_KEY_ID`, profile, instance role).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Secret key, with `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// A local folder (`repository.output`).
+    #[default]
+    Local,
+    /// An S3 bucket.
+    S3,
+}
+
+/// Durations as humane text (`"5s"`, `"2m 30s"`).
+mod duration {
+    use std::time::Duration;
+
+    use serde::Deserialize;
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("'{text}': {e}")))
+    }
+}
+
+impl QueueConfig {
+    /// Checks values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(format!("queue: {message}")));
+        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
+            return invalid("url must start with amqp:// or amqps://");
+        }
+        if self.prefix.is_empty() || !self.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return invalid("prefix must be non-empty letters, digits, '-', '_' or '.'");
+        }
+        if self.max_attempts == 0 || self.delivery_limit == 0 {
+            return invalid("max_attempts and delivery_limit must be at least 1");
+        }
+        if self.result_timeout.is_zero() {
+            return invalid("result_timeout must be positive");
+        }
+        Ok(())
+    }
+}
+
+impl StorageConfig {
+    /// Checks values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.kind == StorageKind::S3 {
+            if self.bucket.as_deref().unwrap_or("").is_empty() {
+                return Err(ConfigError::Invalid("storage: kind = \"s3\" needs a bucket".to_owned()));
+            }
+            if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+                return Err(ConfigError::Invalid(
+                    "storage: set both access_key_id and secret_access_key, or neither".to_owned(),
+                ));
+            }
+            if self.prefix.starts_with('/') {
+                return Err(ConfigError::Invalid("storage: prefix must not start with '/'".to_owned()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WorkerConfig {
+    /// Loads the worker's sections from a file (if any) plus `FARM_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<WorkerConfig, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let parsed: WorkerConfig = builder.add_source(environment_overrides()).build()?.try_deserialize()?;
+        parsed.validate()?;
+        Ok(parsed)
+    }
+
+    /// Checks values: a worker needs a queue.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.queue {
+            Some(queue) => queue.validate()?,
+            None => {
+                return Err(ConfigError::Invalid(
+                    "a worker needs [queue] url (or FARM_QUEUE__URL) to take jobs from".to_owned(),
+                ));
+            }
+        }
+        self.storage.validate()?;
+        if self.storage.kind == StorageKind::Local && self.repository.as_ref().and_then(|r| r.output.as_ref()).is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "with local storage a worker needs repository.output (or set storage.kind = \"s3\")".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Concurrent jobs after defaults (0 = one per core).
+    pub fn concurrency(&self) -> usize {
+        match self.build.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
+    /// The git cache folder after defaults.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.build.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
 }
 
 /// The published repository.
@@ -249,6 +474,10 @@ impl FarmConfig {
         if !(self.repository.base_url.starts_with("http://") || self.repository.base_url.starts_with("https://")) {
             return invalid(format!("repository.base_url must be an http(s) URL, got '{}'", self.repository.base_url));
         }
+        if let Some(queue) = &self.queue {
+            queue.validate()?;
+        }
+        self.storage.validate()?;
         let mut keys = std::collections::HashSet::new();
         for upstream in &self.upstreams {
             if !keys.insert(upstream.key.as_str()) {
@@ -297,14 +526,12 @@ impl FarmConfig {
 
     /// The git cache folder after defaults.
     pub fn cache_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.build.cache_dir {
-            return dir.clone();
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("composer-farm").join("git")
+        self.build.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
+
+    /// Whether jobs go through a broker.
+    pub fn is_distributed(&self) -> bool {
+        self.queue.is_some()
     }
 
     /// Number of in-process workers after defaults.
@@ -314,6 +541,15 @@ impl FarmConfig {
             n => n,
         }
     }
+}
+
+/// `$XDG_CACHE_HOME/composer-farm/git`, else `~/.cache/composer-farm/git`.
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("composer-farm").join("git")
 }
 
 /// The URL with any `user:password@` part replaced by `***@`, for logs, reports and the manifest

@@ -28,6 +28,15 @@ pub enum GitError {
         #[source]
         source: git2::Error,
     },
+    /// Fetching from the upstream failed (network, server, missing repository): may pass.
+    #[error("cannot fetch {url}: {source}")]
+    Fetch {
+        /// Redacted URL.
+        url: String,
+        /// libgit2's error.
+        #[source]
+        source: git2::Error,
+    },
     /// The cache folder could not be prepared.
     #[error("cannot prepare git cache {path}: {source}")]
     Cache {
@@ -48,6 +57,14 @@ pub enum GitError {
     /// A path in the tree is not UTF-8, so it cannot be a zip entry name the reference would write.
     #[error("path '{0}' is not valid UTF-8")]
     NonUtf8Path(String),
+}
+
+impl GitError {
+    /// Whether trying again later may succeed (fetching, the local cache), as opposed to errors
+    /// about the content (a missing folder or commit after a successful fetch).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, GitError::Fetch { .. } | GitError::Cache { .. })
+    }
 }
 
 fn git_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
@@ -107,7 +124,7 @@ impl GitCache {
             options.download_tags(AutotagOption::All).prune(git2::FetchPrune::On);
             remote
                 .fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
-                .map_err(git_err(format!("cannot fetch {shown}")))?;
+                .map_err(|source| GitError::Fetch { url: shown.clone(), source })?;
         }
         Ok(repo)
     }

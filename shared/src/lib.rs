@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod additional;
+pub mod amqp;
 pub mod archive;
 pub mod config;
 pub mod git;
@@ -15,6 +16,7 @@ pub mod messages;
 pub mod metadata;
 pub mod queue;
 pub mod rules;
+pub mod s3;
 pub mod storage;
 pub mod telemetry;
 pub mod version;

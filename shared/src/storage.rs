@@ -40,12 +40,31 @@ pub enum StorageError {
         /// sha1 of the refused bytes.
         new_sha1: String,
     },
+    /// The object store answered with an error or could not be reached.
+    #[error("storage {key}: {message}")]
+    Remote {
+        /// Object key.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Another coordinator holds the storage lock.
+    #[error("{0}")]
+    Locked(String),
     /// The key would leave the storage root.
     #[error("invalid object key '{0}'")]
     InvalidKey(String),
     /// Another process holds the output folder.
     #[error("{0} is in use by another build (lock held on .farm/lock)")]
     Busy(PathBuf),
+}
+
+impl StorageError {
+    /// Whether trying again later may succeed (an unreachable or failing server, a full disk),
+    /// as opposed to a refusal that will not change (drift, a bad key).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Io { .. } | StorageError::Remote { .. })
+    }
 }
 
 /// How an archive write ended.
@@ -94,9 +113,11 @@ pub struct LocalStorage {
     root: PathBuf,
     /// Exclusive lock on `.farm/lock`, held while any clone of this storage lives: two builds
     /// into one folder would race on the manifest and on each other's temp files.
-    _lock: std::sync::Arc<std::fs::File>,
+    _lock: Option<std::sync::Arc<std::fs::File>>,
     /// Directories that gained or replaced names since the last [`Storage::flush`].
     dirty: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>,
+    /// A worker's own temp folder (the coordinator uses `.farm/tmp`).
+    scratch: Option<PathBuf>,
 }
 
 impl LocalStorage {
@@ -121,7 +142,8 @@ impl LocalStorage {
                 return Err(StorageError::Io { key: lock_path.display().to_string(), source });
             }
         }
-        let storage = LocalStorage { root, _lock: std::sync::Arc::new(lock), dirty: Default::default() };
+        let storage =
+            LocalStorage { root, _lock: Some(std::sync::Arc::new(lock)), dirty: Default::default(), scratch: None };
         let scratch = storage.scratch_dir();
         if scratch.exists() {
             std::fs::remove_dir_all(&scratch)
@@ -166,11 +188,34 @@ impl LocalStorage {
     pub fn cleanup(&self) {
         let _ = std::fs::remove_dir_all(self.scratch_dir());
     }
+
+    /// The same folder for a `worker` process that shares it with a coordinator (a network
+    /// filesystem, or one machine): no lock (the coordinator holds it), and a temp folder of its
+    /// own under `.farm/tmp-workers/`.
+    pub fn open_for_worker(root: impl Into<PathBuf>) -> Result<LocalStorage, StorageError> {
+        let root = root.into();
+        let state = root.join(STATE_PREFIX);
+        std::fs::create_dir_all(&state)
+            .map_err(|source| StorageError::Io { key: state.display().to_string(), source })?;
+        let scratch = state.join("tmp-workers").join(format!("{}-{}", hostname(), std::process::id()));
+        std::fs::create_dir_all(&scratch)
+            .map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
+        Ok(LocalStorage { root, _lock: None, dirty: Default::default(), scratch: Some(scratch) })
+    }
+}
+
+/// This machine's name, for temp folder and lock owner names.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 impl Storage for LocalStorage {
     fn scratch_dir(&self) -> PathBuf {
-        self.root.join(STATE_PREFIX).join("tmp")
+        self.scratch.clone().unwrap_or_else(|| self.root.join(STATE_PREFIX).join("tmp"))
     }
 
     async fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> Result<Stored, StorageError> {
@@ -241,6 +286,79 @@ impl Storage for LocalStorage {
                 Err(StorageError::Io { key: key.to_owned(), source: e })
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// The configured backend: a local folder or an S3 bucket (the trait is not object-safe, so an
+/// enum dispatches).
+#[derive(Debug, Clone)]
+pub enum AnyStorage {
+    /// A local folder.
+    Local(LocalStorage),
+    /// An S3 bucket.
+    S3(crate::s3::S3Storage),
+}
+
+impl AnyStorage {
+    /// Removes local temp files (end of a build).
+    pub fn cleanup(&self) {
+        match self {
+            AnyStorage::Local(local) => local.cleanup(),
+            AnyStorage::S3(s3) => {
+                let _ = std::fs::remove_dir_all(s3.scratch_dir());
+            }
+        }
+    }
+}
+
+impl Storage for AnyStorage {
+    fn scratch_dir(&self) -> PathBuf {
+        match self {
+            AnyStorage::Local(s) => s.scratch_dir(),
+            AnyStorage::S3(s) => s.scratch_dir(),
+        }
+    }
+
+    async fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> Result<Stored, StorageError> {
+        match self {
+            AnyStorage::Local(s) => s.put_archive(key, file, sha1).await,
+            AnyStorage::S3(s) => s.put_archive(key, file, sha1).await,
+        }
+    }
+
+    async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        match self {
+            AnyStorage::Local(s) => s.put_replace(key, bytes).await,
+            AnyStorage::S3(s) => s.put_replace(key, bytes).await,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match self {
+            AnyStorage::Local(s) => s.get(key).await,
+            AnyStorage::S3(s) => s.get(key).await,
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        match self {
+            AnyStorage::Local(s) => s.exists(key).await,
+            AnyStorage::S3(s) => s.exists(key).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self {
+            AnyStorage::Local(s) => s.delete(key).await,
+            AnyStorage::S3(s) => s.delete(key).await,
+        }
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        match self {
+            AnyStorage::Local(s) => s.flush().await,
+            AnyStorage::S3(s) => s.flush().await,
         }
     }
 }
