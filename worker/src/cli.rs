@@ -1,8 +1,8 @@
 //! Command line of the `worker` binary.
 //!
-//! Until the broker adapter exists (distributed mode), the worker binary builds jobs given as JSON
-//! on standard input, one per line, into a local folder, and prints one `BuildResult` per line.
-//! This is the same code path the in-process workers of `coordinator build` use.
+//! `worker [--config FILE]` consumes jobs from RabbitMQ until SIGTERM/SIGINT (the distributed
+//! mode). `worker build-jobs` builds jobs given as JSON lines on standard input into a local
+//! folder and prints one `BuildResult` per line (the same code path, for debugging a job).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -16,11 +16,15 @@ use shared::storage::LocalStorage;
 
 /// Builds Composer package archives from git.
 #[derive(Debug, Parser)]
-#[command(name = "worker", version, about)]
+#[command(name = "worker", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// What to do.
+    /// Configuration file (TOML); only `[build]`, `[queue]`, `[storage]` and
+    /// `repository.output` are read. Without it, settings come from `FARM_*` variables alone.
+    #[arg(long, env = "FARM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Something other than consuming jobs.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Worker commands.
@@ -41,7 +45,16 @@ pub enum Command {
 /// Runs the command; returns whether every job succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::BuildJobs { out, cache_dir } => {
+        None => {
+            let config =
+                shared::config::WorkerConfig::load(cli.config.as_deref()).context("cannot load configuration")?;
+            let context = crate::consume::WorkerContext::from_config(&config).await?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(stop_on_signals(stop.clone()));
+            crate::consume::run(context, stop).await?;
+            Ok(true)
+        }
+        Some(Command::BuildJobs { out, cache_dir }) => {
             let storage = Arc::new(LocalStorage::open(&out).context("cannot open output folder")?);
             let cache = Arc::new(GitCache::new(cache_dir));
             let mut all_ok = true;
@@ -59,4 +72,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(all_ok)
         }
     }
+}
+
+/// First SIGTERM/SIGINT: stop taking jobs and finish the ones in hand. Second: exit at once (the
+/// broker hands unfinished jobs to another worker).
+async fn stop_on_signals(stop: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("signal received: finishing the jobs in hand (signal again to exit now)");
+    stop.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: exiting now; unfinished jobs go back to the queue");
+    std::process::exit(130);
 }

@@ -16,6 +16,7 @@ use shared::storage::{Storage, StorageError, Stored};
 use tracing::{Instrument, debug, info_span, warn};
 
 pub mod cli;
+pub mod consume;
 
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,28 @@ pub enum JobError {
     /// The blocking build task panicked or was cancelled.
     #[error("build task failed: {0}")]
     Task(String),
+}
+
+impl JobError {
+    /// Whether another try later may succeed: fetch failures, storage unreachable, local I/O.
+    /// Anything else (bad commit, missing folder, drift) fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JobError::Git(error) => error.is_transient(),
+            JobError::Storage(error) => error.is_transient(),
+            JobError::Write(_) => true,
+            JobError::BadCommit(_) | JobError::Task(_) => false,
+        }
+    }
+}
+
+/// A job's result and whether its failure (if any) may pass on another try.
+#[derive(Debug)]
+pub struct Executed {
+    /// The result to report.
+    pub result: BuildResult,
+    /// The job failed for a reason that may pass (see [`JobError::is_transient`]).
+    pub transient: bool,
 }
 
 /// An archive written to a temp file, not yet stored.
@@ -90,19 +113,27 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
 
 /// Runs one job to its result: build, store, report. Never fails; failures are the outcome.
 pub async fn execute<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: BuildJob) -> BuildResult {
+    execute_classified(cache, storage, job).await.result
+}
+
+/// [`execute`], also saying whether a failure may pass on another try.
+pub async fn execute_classified<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: BuildJob) -> Executed {
     let span = info_span!("job", job_id = %job.job_id.0, package = %job.package, version = %job.version);
-    let outcome = async {
+    let (outcome, transient) = async {
         match run_job(&cache, storage.as_ref(), &job).await {
-            Ok(outcome) => outcome,
+            Ok(outcome) => (outcome, false),
             Err(error) => {
-                warn!(%error, "job failed");
-                Outcome::Failed { reason: error.to_string() }
+                warn!(%error, transient = error.is_transient(), "job failed");
+                (Outcome::Failed { reason: error.to_string() }, error.is_transient())
             }
         }
     }
     .instrument(span)
     .await;
-    BuildResult { schema: SCHEMA_VERSION, job_id: job.job_id, build_id: job.build_id, outcome }
+    Executed {
+        result: BuildResult { schema: SCHEMA_VERSION, job_id: job.job_id, build_id: job.build_id, outcome },
+        transient,
+    }
 }
 
 async fn run_job<S: Storage>(cache: &Arc<GitCache>, storage: &S, job: &BuildJob) -> Result<Outcome, JobError> {
