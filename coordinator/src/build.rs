@@ -10,11 +10,17 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::additional::{AdditionalPackage, AdditionalPackages};
+use shared::config::StorageKind;
 use shared::config::{FarmConfig, redact_url};
 use shared::git::GitCache;
 use shared::messages::{BuildId, BuildJob, JobId, Outcome, SCHEMA_VERSION, Source};
-use shared::storage::{LocalStorage, STATE_PREFIX, Storage};
-use tracing::{info, warn};
+use shared::s3::S3Storage;
+use shared::storage::{AnyStorage, LocalStorage, STATE_PREFIX, Storage};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::dispatch::{self, Event};
+use crate::report::DeadLetterNote;
 
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::plan::{self, Candidate, Rejection, RepositoryFailure};
@@ -190,7 +196,11 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     let workers = config.workers();
     info!(build_id = %build_id.0, out = %options.out.display(), workers, "starting build");
 
-    let storage = Arc::new(LocalStorage::open(&options.out).context("cannot open output folder")?);
+    let storage = Arc::new(open_storage(config, &options.out).await?);
+    let lock = match storage.as_ref() {
+        AnyStorage::S3(s3) => Some(crate::lock::StorageLock::acquire(s3, &build_id.0).await?),
+        AnyStorage::Local(_) => None,
+    };
     let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
     // Only an output this farm already manages has metadata that is ours to prune.
     let farm_managed = !manifest.packages.is_empty();
@@ -203,6 +213,7 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     report.build_id = build_id.0.clone();
     report.started_at = started_at;
     report.workers = workers;
+    report.mode = if config.is_distributed() { "distributed" } else { "embedded" }.to_owned();
     report.unchanged = planned.unchanged;
     info!(
         jobs = planned.to_build.len(),
@@ -211,17 +222,8 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
         "plan ready"
     );
 
-    let cache = Arc::new(GitCache::new(config.cache_dir()));
-    let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
-    let worker_pool = tokio::spawn(worker::run_in_process(
-        job_receiver,
-        result_publisher,
-        Arc::clone(&cache),
-        Arc::clone(&storage),
-        workers,
-    ));
-
     let mut pending: HashMap<String, Candidate> = HashMap::new();
+    let mut jobs = Vec::with_capacity(planned.to_build.len());
     for (index, candidate) in planned.to_build.into_iter().enumerate() {
         let job = BuildJob {
             schema: SCHEMA_VERSION,
@@ -239,43 +241,65 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
             target_key: candidate.target_key(),
             attempt: 1,
         };
-        publisher.publish(&job);
-        pending.insert(job.job_id.0, candidate);
+        pending.insert(job.job_id.0.clone(), candidate);
+        jobs.push(job);
     }
-    drop(publisher);
+
+    let (events, mut received) = tokio::sync::mpsc::channel(1024);
+    let done = CancellationToken::new();
+    let dispatcher = match &config.queue {
+        None => {
+            let cache = Arc::new(GitCache::new(config.cache_dir()));
+            tokio::spawn(dispatch::in_process(jobs, events, cache, Arc::clone(&storage), workers))
+        }
+        Some(queue) => tokio::spawn(dispatch::amqp(queue.clone(), build_id.clone(), jobs, events, done.clone())),
+    };
+    let idle_limit = config.queue.as_ref().map(|queue| queue.result_timeout);
 
     let progress = progress_bar(options.progress, pending.len() as u64);
     let total = pending.len();
-    while let Some(result) = results.next().await {
-        let result = result.context("undecodable result from the in-process queue")?;
-        let Some(candidate) = pending.remove(&result.job_id.0) else {
-            warn!(job_id = %result.job_id.0, "result for an unknown job ignored");
-            continue;
+    let mut timed_out = false;
+    while !pending.is_empty() {
+        let event = match idle_limit {
+            Some(limit) => match tokio::time::timeout(limit, received.recv()).await {
+                Ok(event) => event,
+                Err(_) => {
+                    timed_out = true;
+                    break;
+                }
+            },
+            None => received.recv().await,
         };
-        let mut outcome = outcome_for(&candidate);
-        match result.outcome {
-            Outcome::Built { key, size, sha1, sha256, warnings } => {
-                let composer =
-                    serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
-                let stored = StoredArchive { key, size, sha1: sha1.clone(), sha256 };
-                manifest.packages.insert(candidate.id(), manifest_entry(&candidate, stored, composer));
-                outcome.size = Some(size);
-                outcome.sha1 = Some(sha1);
-                outcome.warnings = warnings;
-                report.built.push(outcome);
+        let (candidate, outcome) = match event {
+            None => break,
+            Some(Event::Result(result)) => match pending.remove(&result.job_id.0) {
+                Some(candidate) => (candidate, result.outcome),
+                None => {
+                    // A redelivered job answers twice; the first answer counted.
+                    debug!(job_id = %result.job_id.0, "result for a job already answered (or of another build)");
+                    continue;
+                }
+            },
+            Some(Event::DeadLetter(letter)) => {
+                let ours = letter.build_id.as_deref() == Some(build_id.0.as_str());
+                match letter.job_id.as_ref().filter(|_| ours).and_then(|id| pending.remove(id)) {
+                    Some(candidate) => {
+                        (candidate, Outcome::Failed { reason: format!("dead-lettered: {}", letter.reason) })
+                    }
+                    None => {
+                        if letter.build_id.is_none() {
+                            warn!(reason = %letter.reason, "a message that is not a job was dead-lettered");
+                            report.dead_letters.push(DeadLetterNote { reason: letter.reason, excerpt: letter.excerpt });
+                        }
+                        continue;
+                    }
+                }
             }
-            Outcome::Failed { reason } => {
-                let kept = adopt_published(storage.as_ref(), &mut manifest, &candidate).await;
-                outcome.reason = Some(match kept {
-                    Some(note) => format!("{reason}; {note}"),
-                    None => reason,
-                });
-                report.failed.push(outcome);
-            }
-        }
-        let done = report.built.len() + report.failed.len();
+        };
+        record_outcome(storage.as_ref(), &mut manifest, &mut report, &candidate, outcome).await?;
+        let done_count = report.built.len() + report.failed.len();
         // A killed build resumes from here instead of from the start.
-        if done % MANIFEST_SAVE_EVERY == 0 {
+        if done_count % MANIFEST_SAVE_EVERY == 0 {
             manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
         }
         match &progress {
@@ -283,19 +307,32 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
                 bar.set_message(format!("{} {}", candidate.package, candidate.version));
                 bar.inc(1);
             }
-            None => info!(package = %candidate.package, version = %candidate.version, "{done}/{total} done"),
+            None => info!(package = %candidate.package, version = %candidate.version, "{done_count}/{total} done"),
         }
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    worker_pool.await.context("worker pool panicked")?;
-    // A job whose result never arrived (a worker task died) is a failure, not silence.
+    done.cancel();
+    drop(received);
+    let dispatch_error = match dispatcher.await.context("dispatcher panicked")? {
+        Ok(()) => None,
+        Err(error) => Some(error.to_string()),
+    };
+    // A job whose result never arrived is a failure, not silence.
+    let missing_reason = match (&dispatch_error, idle_limit) {
+        (Some(error), _) => format!("no result: {error}"),
+        (None, Some(limit)) if timed_out => format!(
+            "no result within {} (result_timeout): the job may still be queued or running; a later build picks it up",
+            humantime::format_duration(limit)
+        ),
+        _ => "no result came back from the worker".to_owned(),
+    };
+    if !pending.is_empty() {
+        warn!(missing = pending.len(), reason = %missing_reason, "results missing");
+    }
     for (_, candidate) in pending {
-        let outcome = PackageOutcome {
-            reason: Some("no result came back from the worker".to_owned()),
-            ..outcome_for(&candidate)
-        };
+        let outcome = PackageOutcome { reason: Some(missing_reason.clone()), ..outcome_for(&candidate) };
         report.failed.push(outcome);
     }
     for package in planned.additional {
@@ -313,7 +350,53 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     report_bytes.push(b'\n');
     storage.put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes).await.context("cannot save report")?;
     storage.cleanup();
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
     Ok(report)
+}
+
+/// Opens the configured storage: the S3 bucket, or the local output folder (locked).
+pub async fn open_storage(config: &FarmConfig, out: &std::path::Path) -> anyhow::Result<AnyStorage> {
+    Ok(match config.storage.kind {
+        StorageKind::S3 => {
+            let scratch = config.cache_dir().join("tmp").join(format!("coordinator-{}", std::process::id()));
+            AnyStorage::S3(S3Storage::connect(&config.storage, scratch).await.context("cannot set up S3 storage")?)
+        }
+        StorageKind::Local => AnyStorage::Local(LocalStorage::open(out).context("cannot open output folder")?),
+    })
+}
+
+/// Records a job's outcome in the manifest and the report.
+async fn record_outcome(
+    storage: &AnyStorage,
+    manifest: &mut Manifest,
+    report: &mut BuildReport,
+    candidate: &Candidate,
+    outcome: Outcome,
+) -> anyhow::Result<()> {
+    let mut line = outcome_for(candidate);
+    match outcome {
+        Outcome::Built { key, size, sha1, sha256, warnings } => {
+            let composer =
+                serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
+            let stored = StoredArchive { key, size, sha1: sha1.clone(), sha256 };
+            manifest.packages.insert(candidate.id(), manifest_entry(candidate, stored, composer));
+            line.size = Some(size);
+            line.sha1 = Some(sha1);
+            line.warnings = warnings;
+            report.built.push(line);
+        }
+        Outcome::Failed { reason } => {
+            let kept = adopt_published(storage, manifest, candidate).await;
+            line.reason = Some(match kept {
+                Some(note) => format!("{reason}; {note}"),
+                None => reason,
+            });
+            report.failed.push(line);
+        }
+    }
+    Ok(())
 }
 
 /// A report line for a candidate, before its outcome is known.

@@ -26,6 +26,23 @@ pub enum Command {
     Build(CommonArgs),
     /// Show what a build would do (nothing is written).
     Plan(CommonArgs),
+    /// Check the published repository as a client sees it: packages.json, every p2 file, every
+    /// dist URL and its sha1. Exits 1 if anything is wrong.
+    Verify(VerifyArgs),
+}
+
+/// Options of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Configuration file (TOML); `repository.base_url` says where the repository is served.
+    #[arg(long, env = "FARM_CONFIG")]
+    pub config: PathBuf,
+    /// Check this URL instead of the configured `repository.base_url`.
+    #[arg(long, env = "FARM_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Downloads at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// Options shared by `build` and `plan`.
@@ -76,7 +93,11 @@ impl CommonArgs {
         config.validate()?;
         let out = match (&self.out, &config.repository.output) {
             (Some(out), _) | (None, Some(out)) => out.clone(),
-            (None, None) => anyhow::bail!("no output folder: pass --out or set repository.output"),
+            // The bucket is the output.
+            (None, None) if config.storage.kind == shared::config::StorageKind::S3 => PathBuf::new(),
+            (None, None) => {
+                anyhow::bail!("no output folder: pass --out or set repository.output (or use [storage] kind = \"s3\")")
+            }
         };
         Ok((BuildOptions { config, out, progress: true }, self.strict))
     }
@@ -93,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Plan(args) => {
             let (options, strict) = args.options()?;
-            let storage = shared::storage::LocalStorage::open(&options.out).context("cannot open output folder")?;
+            let storage = build::open_storage(&options.config, &options.out).await?;
             let manifest = Manifest::load(&storage).await?;
             let planned = build::plan_build(&options.config, &manifest).await?;
             for candidate in &planned.to_build {
@@ -118,6 +139,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             eprint!("{}", planned.report.summary());
             storage.cleanup();
             Ok(if planned.report.succeeded(strict) { 0 } else { 1 })
+        }
+        Command::Verify(args) => {
+            let config =
+                FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
+            let base_url = args.base_url.unwrap_or(config.repository.base_url);
+            let report = crate::verify::verify(&base_url, args.concurrency).await?;
+            eprint!("{}", report.summary());
+            Ok(if report.problems.is_empty() { 0 } else { 1 })
         }
     }
 }

@@ -4,6 +4,9 @@
 
 pub mod build;
 pub mod cli;
+pub mod dispatch;
+pub mod lock;
 pub mod manifest;
 pub mod plan;
 pub mod report;
+pub mod verify;

@@ -17,7 +17,9 @@ pub struct BuildReport {
     pub duration_seconds: f64,
     /// Of which fetching upstreams and planning.
     pub planning_seconds: f64,
-    /// In-process workers used.
+    /// `embedded` (in-process workers) or `distributed` (RabbitMQ).
+    pub mode: String,
+    /// In-process workers used (embedded), or planning parallelism (distributed).
     pub workers: usize,
     /// Archives built and stored by this build.
     pub built: Vec<PackageOutcome>,
@@ -37,6 +39,18 @@ pub struct BuildReport {
     pub repository_failures: Vec<RepositoryFailure>,
     /// Tags built per upstream.
     pub tags: Vec<UpstreamTags>,
+    /// Messages that were not jobs, dead-lettered while this build ran (jobs of this build that
+    /// were dead-lettered are in `failed`).
+    pub dead_letters: Vec<DeadLetterNote>,
+}
+
+/// A dead-lettered message that is not a job of any build.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterNote {
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// The start of its body.
+    pub excerpt: String,
 }
 
 /// A name@version taken from the additional packages instead of git.
@@ -116,7 +130,7 @@ impl BuildReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "build {}: {} built, {} already published, {} provided by additional packages, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {} workers)",
+            "build {}: {} built, {} already published, {} provided by additional packages, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {}, {} workers)",
             self.build_id,
             self.built.len(),
             self.unchanged.len(),
@@ -125,6 +139,7 @@ impl BuildReport {
             self.repository_failures.len(),
             self.rejected.len(),
             self.duration_seconds,
+            self.mode,
             self.workers,
         );
         for failure in &self.repository_failures {
@@ -137,6 +152,9 @@ impl BuildReport {
                 "  failed: {} {} ({} {}): {reason}",
                 failed.package, failed.version, failed.upstream, failed.tag
             );
+        }
+        for letter in &self.dead_letters {
+            let _ = writeln!(out, "  dead-lettered message (not a job): {} [{}]", letter.reason, letter.excerpt);
         }
         for rejection in &self.rejected {
             let tag = rejection.tag.as_deref().unwrap_or("-");

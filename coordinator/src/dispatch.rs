@@ -1,0 +1,197 @@
+//! Getting jobs built: in-process workers (embedded mode) or RabbitMQ (distributed mode). Both
+//! send what comes back as [`Event`]s to the build loop, which does not care which one runs.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use shared::amqp::{self, AmqpError, Topology};
+use shared::config::QueueConfig;
+use shared::git::GitCache;
+use shared::messages::{BuildId, BuildJob, BuildResult};
+use shared::storage::AnyStorage;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Something the workers sent back.
+#[derive(Debug)]
+pub enum Event {
+    /// A job's result.
+    Result(BuildResult),
+    /// A message was dead-lettered while this build ran.
+    DeadLetter(DeadLetter),
+}
+
+/// A dead-lettered message, as far as it can be read.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The job id, if the body is a job.
+    pub job_id: Option<String>,
+    /// The build id, if the body is a job.
+    pub build_id: Option<String>,
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// The start of the body, for messages that are not jobs.
+    pub excerpt: String,
+}
+
+/// Runs the jobs on `workers` in-process workers over the in-process queue.
+pub async fn in_process(
+    jobs: Vec<BuildJob>,
+    events: mpsc::Sender<Event>,
+    cache: Arc<GitCache>,
+    storage: Arc<AnyStorage>,
+    workers: usize,
+) -> Result<(), AmqpError> {
+    let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
+    let pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, cache, storage, workers));
+    for job in &jobs {
+        publisher.publish(job);
+    }
+    drop(publisher);
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(result) => {
+                if events.send(Event::Result(result)).await.is_err() {
+                    break;
+                }
+            }
+            Err(error) => warn!(%error, "undecodable result from the in-process queue"),
+        }
+    }
+    let _ = pool.await;
+    Ok(())
+}
+
+/// Publishes the jobs to RabbitMQ (confirmed) and forwards results and dead letters until `done`.
+/// Survives broker restarts: reconnects with backoff, republishes what was not confirmed, and
+/// consumes the durable results queue again. Gives up only when the broker stays unreachable for
+/// `result_timeout`.
+pub async fn amqp(
+    queue: QueueConfig,
+    build_id: BuildId,
+    jobs: Vec<BuildJob>,
+    events: mpsc::Sender<Event>,
+    done: CancellationToken,
+) -> Result<(), AmqpError> {
+    let topology = Topology::new(&queue);
+    let name = format!("farm-coordinator {} build {}", shared::storage::hostname(), build_id.0);
+    let mut unpublished = jobs;
+    loop {
+        let connection = match amqp::connect_with_backoff(&queue.url, &name, &done, Some(queue.result_timeout)).await {
+            None => return Ok(()),
+            Some(connection) => connection?,
+        };
+        match session(&connection, &topology, &build_id, &mut unpublished, &events, &done).await {
+            Ok(()) => {
+                let _ = connection.close(200, "build done".into()).await;
+                return Ok(());
+            }
+            Err(error) => {
+                warn!(%error, unpublished = unpublished.len(), "lost the broker; reconnecting");
+                let _ = connection.close(200, "reconnecting".into()).await;
+            }
+        }
+    }
+}
+
+/// Jobs published per batch before waiting for their confirms.
+const PUBLISH_BATCH: usize = 256;
+
+async fn session(
+    connection: &lapin::Connection,
+    topology: &Topology,
+    build_id: &BuildId,
+    unpublished: &mut Vec<BuildJob>,
+    events: &mpsc::Sender<Event>,
+    done: &CancellationToken,
+) -> Result<(), AmqpError> {
+    let channel = amqp::open_channel(connection, topology).await?;
+    let results_queue = topology.declare_results(&channel, build_id).await?;
+    let watch_queue = topology.declare_dead_letter_watch(&channel).await?;
+    let mut results = channel
+        .basic_consume(results_queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    let mut dead_letters = channel
+        .basic_consume(
+            watch_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() },
+            FieldTable::default(),
+        )
+        .await?;
+
+    // Publish in batches; a job leaves `unpublished` only once the broker confirmed it, so a
+    // broker lost mid-way gets the rest (and maybe a few twice, which is harmless) next session.
+    if !unpublished.is_empty() {
+        let total = unpublished.len();
+        while !unpublished.is_empty() {
+            let batch = unpublished.len().min(PUBLISH_BATCH);
+            let mut confirms = Vec::with_capacity(batch);
+            for job in &unpublished[..batch] {
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        topology.jobs().into(),
+                        BasicPublishOptions::default(),
+                        &job.encode(),
+                        amqp::job_properties(job, &results_queue),
+                    )
+                    .await?;
+                confirms.push(confirm);
+            }
+            for confirm in confirms {
+                if !confirm.await?.is_ack() {
+                    return Err(AmqpError::Nacked);
+                }
+            }
+            unpublished.drain(..batch);
+        }
+        info!(jobs = total, queue = %topology.jobs(), "jobs published");
+    }
+
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => {
+                // Every result is in; the queue is ours alone.
+                let _ = channel.queue_delete(results_queue.as_str().into(), QueueDeleteOptions::default()).await;
+                return Ok(());
+            }
+            delivery = results.next() => {
+                let delivery = match delivery {
+                    Some(delivery) => delivery?,
+                    None => return Err(AmqpError::ConsumerClosed),
+                };
+                match BuildResult::decode(&delivery.data) {
+                    Ok(result) => {
+                        if events.send(Event::Result(result)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(error) => warn!(%error, "unreadable result ignored"),
+                }
+                channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await?;
+            }
+            delivery = dead_letters.next() => {
+                let delivery = match delivery {
+                    Some(delivery) => delivery?,
+                    None => return Err(AmqpError::ConsumerClosed),
+                };
+                let body: Option<serde_json::Value> = serde_json::from_slice(&delivery.data).ok();
+                let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
+                let excerpt: String = String::from_utf8_lossy(&delivery.data[..delivery.data.len().min(120)]).into_owned();
+                let letter = DeadLetter {
+                    job_id: field("job_id"),
+                    build_id: field("build_id"),
+                    reason: amqp::dead_letter_reason(&delivery.properties),
+                    excerpt,
+                };
+                if events.send(Event::DeadLetter(letter)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
