@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs, from Debian's packages, when it is missing:
-# git (restores the parity bundle in tests), PHP and the real Composer client (install test).
+# Installs and starts what the test suite needs, when it is missing:
+# - from Debian's packages: git (restores the parity bundle), PHP and the real Composer client
+#   (install tests), RabbitMQ (the distributed tests; started on 127.0.0.1:5672 if not running);
+# - from PyPI: moto[server], the S3-compatible server of the distributed tests, into a venv under
+#   ~/.cache/composer-farm/moto (tests start their own instances on free ports).
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
 
@@ -9,6 +12,8 @@ command -v git >/dev/null || need+=(git)
 command -v php >/dev/null || need+=(php-cli)
 command -v composer >/dev/null || need+=(composer)
 command -v unzip >/dev/null || need+=(unzip)
+command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
 if command -v php >/dev/null; then
   php -m | grep -qi '^zip$' || need+=(php-zip)
   php -m | grep -qi '^curl$' || need+=(php-curl)
@@ -16,12 +21,35 @@ else
   need+=(php-zip php-curl)
 fi
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ((${#need[@]})); then
   echo "test-setup: installing ${need[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "test-setup: cargo (Rust toolchain) is required" >&2; exit 1; }
-echo "test-setup: ready ($(php -r 'echo PHP_VERSION;'), $(composer --version 2>/dev/null | head -n1))" >&2
+
+# RabbitMQ on 127.0.0.1:5672 (guest/guest). A Debian install may start it already.
+amqp_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! amqp_up; then
+  echo "test-setup: starting RabbitMQ" >&2
+  $SUDO env PATH="/usr/sbin:$PATH" rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 120); do amqp_up && break; sleep 1; done
+  amqp_up || { echo "test-setup: RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1; }
+fi
+# The broker needs a moment after the port opens before it accepts logins.
+for _ in $(seq 1 60); do
+  $SUDO rabbitmqctl -q status >/dev/null 2>&1 && break
+  sleep 1
+done
+
+# moto[server]: a venv of its own (pinned; see README "Tests" for why moto).
+moto_dir="${FARM_TOOLS_DIR:-$HOME/.cache/composer-farm}/moto"
+if [ ! -x "$moto_dir/bin/moto_server" ]; then
+  echo "test-setup: installing moto[server] into $moto_dir" >&2
+  rm -rf "$moto_dir"
+  python3 -m venv "$moto_dir"
+  "$moto_dir/bin/pip" install -q --disable-pip-version-check "moto[server]==5.2.5"
+fi
+echo "test-setup: ready ($(php -r 'echo PHP_VERSION;'), $(composer --version 2>/dev/null | head -n1), RabbitMQ on 5672, moto $("$moto_dir/bin/pip" show moto 2>/dev/null | awk '/^Version/{print $2}'))" >&2

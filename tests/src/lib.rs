@@ -294,3 +294,39 @@ pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str
     std::fs::write(dir.join("composer.json"), serde_json::to_vec_pretty(&project).expect("json"))
         .expect("write composer.json");
 }
+
+pub mod services;
+
+/// `name<TAB>bytes<TAB>sha256` rows for the zips among storage objects under `packages/`.
+pub fn object_rows(objects: &BTreeMap<String, Vec<u8>>) -> String {
+    use sha2::Digest as _;
+    let mut rows: Vec<String> = objects
+        .iter()
+        .filter_map(|(key, bytes)| {
+            let name = key.strip_prefix("packages/")?;
+            name.ends_with(".zip")
+                .then(|| format!("{name}\t{}\t{}\n", bytes.len(), hex::encode(sha2::Sha256::digest(bytes))))
+        })
+        .collect();
+    rows.sort();
+    rows.concat()
+}
+
+/// A farm configuration for the distributed mode: the TOML of `base` (upstreams) with
+/// `[queue]` and `[storage]` sections for a broker, a prefix and an S3 bucket appended.
+pub fn distributed_config(
+    base: &Path,
+    amqp_url: &str,
+    prefix: &str,
+    endpoint: &str,
+    bucket: &str,
+    extra_queue: &str,
+) -> String {
+    let text = std::fs::read_to_string(base).expect("base config");
+    let text = text.replace("base_url = \"http://127.0.0.1:8080/\"", &format!("base_url = \"{endpoint}/{bucket}/\""));
+    format!(
+        "{text}\n[queue]\nurl = \"{amqp_url}\"\nprefix = \"{prefix}\"\nresult_timeout = \"5m\"\n{extra_queue}\n\
+         [storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+         access_key_id = \"test\"\nsecret_access_key = \"test\"\n"
+    )
+}

@@ -1,0 +1,181 @@
+//! The distributed mode against real services: RabbitMQ (the machine's broker, or a private node
+//! for the restart test), an S3 server (moto) and `worker` / `coordinator` processes.
+
+mod faults;
+mod parity;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tests::services::{Process, S3Server, TcpProxy, binary};
+
+/// A farm under test: its temp folder, S3 server, bucket and config file.
+pub struct Farm {
+    pub temp: tempfile::TempDir,
+    pub s3: S3Server,
+    /// In front of S3 when asked for: every client (workers, coordinator) goes through it.
+    pub proxy: Option<TcpProxy>,
+    pub bucket: String,
+    pub config: PathBuf,
+    pub upstream_base: PathBuf,
+    /// The queue prefix of this farm.
+    pub prefix: String,
+}
+
+/// Variations of the test farm.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Put a [`TcpProxy`] between everyone and S3.
+    pub proxy: bool,
+    /// Extra lines for `[queue]`.
+    pub queue: &'a str,
+    /// Extra TOML placed before `[queue]` (e.g. another `[[upstreams]]`).
+    pub upstreams: &'a str,
+}
+
+impl Farm {
+    /// The parity fixture's upstream and config against a broker URL.
+    pub fn parity(label: &str, amqp_url: &str, options: Options<'_>) -> Farm {
+        let temp = tempfile::tempdir().unwrap();
+        let upstream_base = tests::restore_parity_upstream(&temp.path().join("upstream"));
+        let s3 = S3Server::start();
+        let bucket = "composer".to_owned();
+        s3.create_public_bucket(&bucket);
+        let proxy = options.proxy.then(|| TcpProxy::start(s3.port));
+        let endpoint = match &proxy {
+            Some(proxy) => format!("http://127.0.0.1:{}", proxy.port),
+            None => s3.endpoint(),
+        };
+        let prefix = tests::services::unique_prefix(label);
+        let base = temp.path().join("base.toml");
+        let parity = std::fs::read_to_string(tests::fixture("parity.toml")).unwrap();
+        std::fs::write(&base, format!("{parity}\n{}\n", options.upstreams)).unwrap();
+        let text = tests::distributed_config(&base, amqp_url, &prefix, &endpoint, &bucket, options.queue);
+        let config = temp.path().join("farm.toml");
+        std::fs::write(&config, text).unwrap();
+        Farm { temp, s3, proxy, bucket, config, upstream_base, prefix }
+    }
+
+    /// Starts a `worker` process with its own cache folder.
+    pub fn worker(&self, name: &str, concurrency: usize) -> Process {
+        let cache = self.temp.path().join(format!("cache-{name}"));
+        Process::spawn(
+            name,
+            &binary("worker"),
+            &["--config", self.config.to_str().unwrap()],
+            &[("FARM_BUILD__CACHE_DIR", cache.display().to_string()), ("FARM_BUILD__WORKERS", concurrency.to_string())],
+        )
+    }
+
+    /// Starts `coordinator build`.
+    pub fn coordinator(&self) -> Process {
+        let cache = self.temp.path().join("cache-coordinator");
+        Process::spawn(
+            "coordinator",
+            &binary("coordinator"),
+            &[
+                "build",
+                "--config",
+                self.config.to_str().unwrap(),
+                "--upstream-base",
+                self.upstream_base.to_str().unwrap(),
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ],
+            &[],
+        )
+    }
+
+    /// `coordinator verify`; returns the exit code and the output.
+    pub fn verify(&self) -> (i32, Vec<String>) {
+        let mut process = Process::spawn(
+            "verify",
+            &binary("coordinator"),
+            &["verify", "--config", self.config.to_str().unwrap()],
+            &[],
+        );
+        let code = process.wait(Duration::from_secs(120));
+        (code, process.lines())
+    }
+
+    /// The bucket's archives as `name<TAB>bytes<TAB>sha256` rows.
+    pub fn archive_rows(&self) -> String {
+        tests::object_rows(&self.s3.objects(&self.bucket))
+    }
+
+    /// The public URL of the repository.
+    pub fn base_url(&self) -> String {
+        format!("{}/{}", self.s3.endpoint(), self.bucket)
+    }
+
+    /// A folder in the farm's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.temp.path().join(name)
+    }
+}
+
+/// The report the coordinator stored in the bucket.
+pub fn stored_report(farm: &Farm) -> serde_json::Value {
+    let objects = farm.s3.objects(&farm.bucket);
+    serde_json::from_slice(objects.get(".farm/report.json").expect("report stored")).unwrap()
+}
+
+/// Asserts the composer client installs `package` from the bucket over HTTP.
+pub fn composer_installs(farm: &Farm, package: &str, version: &str) {
+    let project = farm.path("consumer");
+    tests::composer_project(&project, &farm.base_url(), &[(package, version)]);
+    // The parity packages need psr/log and ext-intl, which this offline repository does not
+    // serve: the consumer project declares them provided.
+    let path = project.join("composer.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["provide"] = serde_json::json!({"psr/log": "1.1.4"});
+    manifest["config"]["platform"] = serde_json::json!({"ext-intl": "1.0.0", "php": "8.1.0"});
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let output = tests::composer(&project, &["install"]);
+    assert!(
+        output.status.success(),
+        "composer install failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let vendor = project.join("vendor").join(package);
+    assert!(vendor.join("composer.json").is_file(), "{} not installed", vendor.display());
+}
+
+/// Waits for a process and asserts its exit code.
+pub fn expect_exit(process: &mut Process, code: i32, limit: Duration) {
+    let actual = process.wait(limit);
+    assert_eq!(actual, code, "unexpected exit code");
+}
+
+impl Drop for Farm {
+    /// Removes this farm's queues and exchange from the shared broker.
+    fn drop(&mut self) {
+        let text = std::fs::read_to_string(&self.config).unwrap_or_default();
+        let Some(url) = text.lines().find_map(|l| l.strip_prefix("url = \"").and_then(|r| r.strip_suffix('"'))) else {
+            return;
+        };
+        let (url, prefix) = (url.to_owned(), self.prefix.clone());
+        let Ok(runtime) = tokio::runtime::Runtime::new() else { return };
+        runtime.block_on(async move {
+            let connect = shared::amqp::connect(&url, "test cleanup");
+            let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_secs(5), connect).await else { return };
+            let Ok(channel) = connection.create_channel().await else { return };
+            for queue in ["jobs", "jobs.retry", "dead"] {
+                let _ = channel
+                    .queue_delete(
+                        format!("{prefix}.{queue}").as_str().into(),
+                        lapin::options::QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+            let _ = channel
+                .exchange_delete(
+                    format!("{prefix}.dlx").as_str().into(),
+                    lapin::options::ExchangeDeleteOptions::default(),
+                )
+                .await;
+            let _ = connection.close(200, "cleanup".into()).await;
+        });
+    }
+}

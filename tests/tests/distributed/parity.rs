@@ -1,0 +1,42 @@
+//! Coordinator plus two worker processes build the parity fixture through RabbitMQ into S3.
+
+use std::time::Duration;
+
+use crate::{Farm, Options, composer_installs, expect_exit, stored_report};
+
+#[test]
+fn parity_fixture_through_rabbitmq_and_s3() {
+    let farm = Farm::parity("parity", &tests::services::amqp_url(), Options::default());
+    let workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
+    let mut coordinator = farm.coordinator();
+    expect_exit(&mut coordinator, 0, Duration::from_secs(300));
+
+    assert_eq!(farm.archive_rows(), tests::expected_parity_rows());
+    let report = stored_report(&farm);
+    assert_eq!(report["mode"], "distributed");
+    assert_eq!(report["built"].as_array().unwrap().len(), 35);
+    // Both workers took jobs.
+    for worker in &workers {
+        assert!(worker.count("job done") > 0, "a worker built nothing");
+    }
+
+    let (code, lines) = farm.verify();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("35 archives")), "{lines:#?}");
+    composer_installs(&farm, "acme/module-catalog", "100.1.0");
+
+    // A second build publishes nothing new and changes no object.
+    let before = farm.s3.objects(&farm.bucket);
+    let mut again = farm.coordinator();
+    expect_exit(&mut again, 0, Duration::from_secs(300));
+    let after = farm.s3.objects(&farm.bucket);
+    let content = |objects: &std::collections::BTreeMap<String, Vec<u8>>| {
+        objects
+            .iter()
+            .filter(|(k, _)| k.as_str() != ".farm/report.json")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(content(&before), content(&after));
+    assert_eq!(stored_report(&farm)["built"].as_array().unwrap().len(), 0);
+}
