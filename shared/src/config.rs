@@ -152,6 +152,11 @@ pub struct StorageConfig {
     /// Secret key, with `access_key_id`.
     #[serde(default)]
     pub secret_access_key: Option<String>,
+    /// The server honours `If-None-Match: *` on PUT (AWS S3, MinIO, Ceph RGW do). Set false for
+    /// servers that ignore it (garage, s3s-fs): then every archive upload is preceded by a HEAD,
+    /// which still never overwrites but leaves a window between two concurrent writers.
+    #[serde(default = "default_true")]
+    pub conditional_writes: bool,
 }
 
 fn default_true() -> bool {
@@ -255,10 +260,7 @@ impl WorkerConfig {
 
     /// Concurrent jobs after defaults (0 = one per core).
     pub fn concurrency(&self) -> usize {
-        match self.build.workers {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        }
+        self.build.jobs_at_once()
     }
 
     /// The git cache folder after defaults.
@@ -306,6 +308,16 @@ pub struct BuildConfig {
 impl Default for BuildConfig {
     fn default() -> Self {
         BuildConfig { workers: 0, cache_dir: None, upstream_base: None, upstream_prefix: default_upstream_prefix() }
+    }
+}
+
+impl BuildConfig {
+    /// `workers` after its default: 0 means one per CPU core.
+    pub fn jobs_at_once(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 }
 
@@ -536,10 +548,7 @@ impl FarmConfig {
 
     /// Number of in-process workers after defaults.
     pub fn workers(&self) -> usize {
-        match self.build.workers {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        }
+        self.build.jobs_at_once()
     }
 }
 
@@ -568,6 +577,63 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DISTRIBUTED: &str = r#"
+[repository]
+base_url = "https://repo.example.org/"
+
+[queue]
+url = "amqp://farm:secret@rabbitmq:5672/%2f"
+retry_delay = "2m 30s"
+
+[storage]
+kind = "s3"
+bucket = "composer"
+
+[[upstreams]]
+key = "pb"
+url = "https://github.com/mage-os/mirror-magento2-page-builder.git"
+"#;
+
+    #[test]
+    fn queue_and_storage_sections_with_defaults() {
+        let config = FarmConfig::from_toml(DISTRIBUTED).unwrap();
+        assert!(config.is_distributed());
+        let queue = config.queue.as_ref().unwrap();
+        assert_eq!(queue.prefix, "farm");
+        assert_eq!(queue.retry_delay, Duration::from_secs(150));
+        assert_eq!(queue.max_attempts, 5);
+        assert_eq!(config.storage.kind, StorageKind::S3);
+        assert!(config.storage.path_style);
+        assert!(!FarmConfig::from_toml("[repository]\nbase_url = \"https://x/\"\n").unwrap().is_distributed());
+    }
+
+    #[test]
+    fn bad_queue_and_storage_values_are_refused() {
+        let cases = [
+            ("amqp://farm:secret@rabbitmq", "http://rabbitmq", "url must start with amqp"),
+            ("retry_delay = \"2m 30s\"", "retry_delay = \"soon\"", "soon"),
+            ("bucket = \"composer\"", "bucket = \"\"", "needs a bucket"),
+            ("kind = \"s3\"", "kind = \"ftp\"", "ftp"),
+        ];
+        for (from, to, message) in cases {
+            let error = FarmConfig::from_toml(&DISTRIBUTED.replace(from, to)).unwrap_err().to_string();
+            assert!(error.contains(message), "{to}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_worker_reads_its_sections_of_the_coordinator_file_and_needs_a_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("farm.toml");
+        std::fs::write(&path, DISTRIBUTED).unwrap();
+        let worker = WorkerConfig::load(Some(&path)).unwrap();
+        assert_eq!(worker.queue.unwrap().url, "amqp://farm:secret@rabbitmq:5672/%2f");
+        assert_eq!(worker.storage.bucket.as_deref(), Some("composer"));
+        std::fs::write(&path, "[storage]\nkind = \"s3\"\nbucket = \"b\"\n").unwrap();
+        let error = WorkerConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(error.contains("needs [queue] url"), "{error}");
+    }
 
     const SAMPLE: &str = r#"
 [repository]

@@ -1,12 +1,13 @@
 //! S3-compatible object storage (AWS S3, MinIO, ...) behind the [`Storage`] trait.
 //!
 //! Same guarantees as the local folder:
-//! - archives are created only if absent: a HEAD first (so servers that ignore conditional writes
-//!   still never get an overwrite from us), then a PUT with `If-None-Match: *` (so two writers
-//!   racing on a server that honours it cannot both win). An existing object with the same sha1 is
-//!   accepted, one with a different sha1 is drift: refused and kept;
-//! - every upload carries its length and SHA-256 (the server rejects a body that does not match),
-//!   and is checked afterwards with a HEAD (size and the sha1 we attach as metadata);
+//! - archives are created only if absent: a PUT with `If-None-Match: *` (two writers racing cannot
+//!   both win), preceded by a HEAD when `storage.conditional_writes = false` says the server
+//!   ignores that header. An existing object with the same sha1 is accepted, one with a different
+//!   sha1 is drift: refused and kept;
+//! - every upload carries its length, Content-MD5 and SHA-256 (the server rejects a body that does
+//!   not match), and is checked: by the SHA-256 or MD5 ETag the server answers with, else by
+//!   reading back size and the sha1 we attach as metadata;
 //! - metadata files are single PUTs, which S3 makes visible atomically.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub struct S3Storage {
     bucket: String,
     prefix: String,
     scratch: PathBuf,
+    conditional_writes: bool,
 }
 
 impl S3Storage {
@@ -83,7 +85,13 @@ impl S3Storage {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
-        Ok(S3Storage { client: Client::from_conf(builder.build()), bucket, prefix, scratch })
+        Ok(S3Storage {
+            client: Client::from_conf(builder.build()),
+            bucket,
+            prefix,
+            scratch,
+            conditional_writes: config.conditional_writes,
+        })
     }
 
     /// The bucket name.
@@ -159,12 +167,16 @@ impl Storage for S3Storage {
 
     async fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> Result<Stored, StorageError> {
         let object = self.object_key(key)?;
-        if let Some((_, recorded)) = self.head(key).await? {
+        // A server that ignores `If-None-Match` would overwrite: look first.
+        if !self.conditional_writes
+            && let Some((_, recorded)) = self.head(key).await?
+        {
             return self.compare_existing(key, recorded, sha1).await;
         }
         let bytes = tokio::fs::read(file).await.map_err(|source| StorageError::Io { key: key.to_owned(), source })?;
         let size = bytes.len() as u64;
         let sha256 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes));
+        let md5 = md5::Md5::digest(&bytes);
         let put = self
             .client
             .put_object()
@@ -173,33 +185,42 @@ impl Storage for S3Storage {
             .if_none_match("*")
             .content_type("application/zip")
             .content_length(size as i64)
+            .content_md5(base64::engine::general_purpose::STANDARD.encode(md5))
             .checksum_sha256(&sha256)
             .metadata(SHA1_METADATA, sha1)
             .body(ByteStream::from(bytes))
             .send()
             .await;
-        match put {
-            Ok(output) => {
-                if let Some(echoed) = output.checksum_sha256()
-                    && echoed != sha256
-                {
+        let verified = match put {
+            // The server computed the SHA-256 of what it stored (AWS, MinIO): it must be ours.
+            Ok(output) if output.checksum_sha256().is_some() => {
+                let echoed = output.checksum_sha256().unwrap_or_default();
+                if echoed != sha256 {
                     return Err(StorageError::Remote {
                         key: key.to_owned(),
                         message: format!("upload checksum mismatch: sent {sha256}, server stored {echoed}"),
                     });
                 }
+                true
             }
-            // Someone stored it between our HEAD and PUT: the same check as above.
+            // A single-part upload's ETag is the MD5 of the stored bytes (unless the server
+            // encrypts with KMS); when it matches, the bytes arrived intact.
+            Ok(output) => output.e_tag().map(|tag| tag.trim_matches('"')) == Some(hex::encode(md5).as_str()),
+            // It exists (someone stored it first, or the same job ran twice): compare.
             Err(error) if status(&error) == Some(412) => {
                 let (_, recorded) = self.head(key).await?.unwrap_or((0, None));
                 return self.compare_existing(key, recorded, sha1).await;
             }
             Err(error) => return Err(remote(key, "PUT", error)),
+        };
+        if verified {
+            debug!(key, size, "archive uploaded and checked");
+            return Ok(Stored::Created);
         }
-        // Read back what the server has: size and our sha1 must be there.
+        // Nothing in the answer proves the content: read back size and our sha1.
         match self.head(key).await? {
             Some((stored_size, Some(stored_sha1))) if stored_size == size && stored_sha1 == sha1 => {
-                debug!(key, size, "archive uploaded and checked");
+                debug!(key, size, "archive uploaded and read back");
                 Ok(Stored::Created)
             }
             Some((stored_size, stored_sha1)) => Err(StorageError::Remote {
