@@ -107,6 +107,16 @@ impl GitCache {
         };
         let _guard = clone_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         std::fs::create_dir_all(&self.root).map_err(|source| GitError::Cache { path: self.root.clone(), source })?;
+        // And across processes sharing the cache folder (workers on one machine): an exclusive
+        // lock on a sibling file, released when the file closes (also when the process dies).
+        let lock_path = path.with_extension("git.lock");
+        let _process_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|source| GitError::Cache { path: lock_path.clone(), source })?;
         let repo = match Repository::open_bare(&path) {
             Ok(repo) => repo,
             Err(_) => {
