@@ -46,8 +46,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         None => {
-            let config =
-                shared::config::WorkerConfig::load(cli.config.as_deref()).context("cannot load configuration")?;
+            let config = shared::config::WorkerConfig::load(cli.config.as_deref())?;
             let context = crate::consume::WorkerContext::from_config(&config).await?;
             let stop = tokio_util::sync::CancellationToken::new();
             tokio::spawn(stop_on_signals(stop.clone()));

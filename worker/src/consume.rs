@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use shared::amqp::{self, AmqpError, Topology};
 use shared::config::{QueueConfig, StorageKind, WorkerConfig};
 use shared::git::GitCache;
-use shared::messages::{BuildJob, BuildResult, Outcome, SCHEMA_VERSION};
+use shared::messages::{BuildJob, BuildResult, MessageError, Outcome, SCHEMA_VERSION};
 use shared::storage::{AnyStorage, LocalStorage};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -163,6 +163,16 @@ async fn handle(
     let attempt = amqp::attempt_of(&delivery.properties);
     let job = match BuildJob::decode(&delivery.data) {
         Ok(job) => job,
+        Err(MessageError::Schema { found }) => {
+            // From a newer coordinator during a rolling upgrade: leave it to a newer worker. If
+            // there is none, the queue's delivery limit dead-letters it.
+            warn!(schema = found, "job of a newer message schema handed back");
+            channel
+                .basic_nack(delivery.delivery_tag, BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
+                .await?;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            return Ok(());
+        }
         Err(decode_error) => {
             // Never a crash, never a retry: it will not parse next time either.
             let reason = format!("not a build job: {decode_error}");
