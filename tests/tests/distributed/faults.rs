@@ -187,3 +187,41 @@ fn poison_messages_are_dead_lettered_and_reported() {
     });
     assert_eq!(dead, 2);
 }
+
+#[test]
+fn sigterm_lets_a_worker_finish_the_jobs_in_hand() {
+    let farm = Farm::parity("sigterm", &amqp_url(), Options { proxy: true, ..Options::default() });
+    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(40));
+    let mut coordinator = farm.coordinator();
+    let mut leaving = farm.worker("leaving", 2);
+    assert!(leaving.wait_for("job started", 2, Duration::from_secs(120)), "no job started");
+    leaving.signal("TERM");
+    assert_eq!(leaving.wait(Duration::from_secs(120)), 0, "a stopped worker exits 0");
+    assert!(leaving.count("stopping: no new jobs") == 1);
+    assert!(unfinished_jobs(&leaving).is_empty(), "jobs in hand were abandoned: {:?}", unfinished_jobs(&leaving));
+    let started = leaving.count("job started");
+    assert!(started < 35, "the worker did everything before it was stopped");
+    let _staying = farm.worker("staying", 2);
+    expect_exit(&mut coordinator, 0, Duration::from_secs(300));
+    farm.proxy.as_ref().unwrap().set_delay(Duration::ZERO);
+    assert_complete(&farm);
+}
+
+#[test]
+fn missing_results_are_reported_after_the_timeout() {
+    // No worker at all: nothing comes back.
+    let farm =
+        Farm::parity("timeout", &amqp_url(), Options { queue: "result_timeout = \"3s\"\n", ..Options::default() });
+    let mut coordinator = farm.coordinator();
+    expect_exit(&mut coordinator, 1, Duration::from_secs(120));
+    let report = stored_report(&farm);
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 35);
+    for line in failed {
+        assert!(line["reason"].as_str().unwrap().contains("no result within 3s"), "{line}");
+    }
+    // Metadata names nothing that was not built.
+    let objects = farm.s3.objects(&farm.bucket);
+    assert!(objects.keys().all(|key| !key.starts_with("packages/")), "{:?}", objects.keys());
+    assert_eq!(tests::object_rows(&objects), "");
+}

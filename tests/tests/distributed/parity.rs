@@ -39,4 +39,23 @@ fn parity_fixture_through_rabbitmq_and_s3() {
     };
     assert_eq!(content(&before), content(&after));
     assert_eq!(stored_report(&farm)["built"].as_array().unwrap().len(), 0);
+
+    // verify notices an archive whose bytes no longer match the metadata, and one that is gone.
+    // (Written with the farm's own S3 client: the bucket policy lets anonymous clients only read.)
+    let tampered = "packages/acme/module-cms-100.0.0.zip";
+    let gone = "packages/acme/suite-1.1.0.zip";
+    let config = shared::config::FarmConfig::load(&farm.config).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use shared::storage::Storage as _;
+        let scratch = farm.path("scratch");
+        let storage = shared::s3::S3Storage::connect(&config.storage, scratch).await.unwrap();
+        storage.put_replace(tampered, b"not the archive".to_vec()).await.unwrap();
+        storage.delete(gone).await.unwrap();
+    });
+    let (code, lines) = farm.verify();
+    assert_eq!(code, 1, "{lines:#?}");
+    let problems: Vec<&String> = lines.iter().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(problems.len(), 2, "{lines:#?}");
+    assert!(problems.iter().any(|l| l.contains(tampered) && l.contains("sha1")), "{lines:#?}");
+    assert!(problems.iter().any(|l| l.contains(gone) && l.contains("404")), "{lines:#?}");
 }
