@@ -201,6 +201,27 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
         AnyStorage::S3(s3) => Some(crate::lock::StorageLock::acquire(s3, &build_id.0).await?),
         AnyStorage::Local(_) => None,
     };
+    // The lock goes on every path, also when the build fails half-way.
+    let result = run_locked(&options, build_id, started, started_at, storage, lock.as_ref()).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    result
+}
+
+/// The build itself, with the storage (and its lock, for a bucket) held.
+async fn run_locked(
+    options: &BuildOptions,
+    build_id: BuildId,
+    started: Instant,
+    started_at: String,
+    storage: Arc<AnyStorage>,
+    lock: Option<&crate::lock::StorageLock>,
+) -> anyhow::Result<BuildReport> {
+    let config = &options.config;
+    let workers = config.workers();
+    // Every write of the manifest or metadata first checks that the bucket is still ours.
+    let still_ours = || lock.map_or(Ok(()), |lock| lock.check());
     let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
     // Only an output this farm already manages has metadata that is ours to prune.
     let farm_managed = !manifest.packages.is_empty();
@@ -259,9 +280,11 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     let progress = progress_bar(options.progress, pending.len() as u64);
     let total = pending.len();
     let mut timed_out = false;
+    // Only this build's results and dead letters move the deadline; other builds' traffic does not.
+    let mut deadline = idle_limit.map(|limit| tokio::time::Instant::now() + limit);
     while !pending.is_empty() {
-        let event = match idle_limit {
-            Some(limit) => match tokio::time::timeout(limit, received.recv()).await {
+        let event = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, received.recv()).await {
                 Ok(event) => event,
                 Err(_) => {
                     timed_out = true;
@@ -296,11 +319,18 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
                 }
             }
         };
+        if let (Some(at), Some(limit)) = (deadline.as_mut(), idle_limit) {
+            *at = tokio::time::Instant::now() + limit;
+        }
         record_outcome(storage.as_ref(), &mut manifest, &mut report, &candidate, outcome).await?;
         let done_count = report.built.len() + report.failed.len();
         // A killed build resumes from here instead of from the start.
+        // (Best effort: storage may be away for a while; the final save retries.)
         if done_count % MANIFEST_SAVE_EVERY == 0 {
-            manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
+            still_ours()?;
+            if let Err(error) = manifest.save(storage.as_ref()).await {
+                warn!(%error, "cannot save the manifest now; the final save tries again");
+            }
         }
         match &progress {
             Some(bar) => {
@@ -315,9 +345,15 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     }
     done.cancel();
     drop(received);
-    let dispatch_error = match dispatcher.await.context("dispatcher panicked")? {
-        Ok(()) => None,
-        Err(error) => Some(error.to_string()),
+    // The dispatcher stops at `done`; one stuck on an unresponsive broker is not waited for.
+    let abort = dispatcher.abort_handle();
+    let dispatch_error = match tokio::time::timeout(std::time::Duration::from_secs(30), dispatcher).await {
+        Ok(joined) => joined.context("dispatcher panicked")?.err().map(|error| error.to_string()),
+        Err(_) => {
+            abort.abort();
+            warn!("the dispatcher did not stop within 30s; abandoned");
+            None
+        }
     };
     // A job whose result never arrived is a failure, not silence.
     let missing_reason = match (&dispatch_error, idle_limit) {
@@ -341,19 +377,55 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
     sort_outcomes(&mut report);
 
     // Archives are stored; record them, then publish metadata that names only stored archives.
+    // Storage may be unreachable for a while (the S3 outage the workers survive): retry.
     if manifest.packages.len() != entries_at_start {
-        manifest.save(storage.as_ref()).await.context("cannot save manifest")?;
+        with_retries("save the manifest", || async {
+            still_ours()?;
+            manifest.save(storage.as_ref()).await.context("cannot save manifest")
+        })
+        .await?;
     }
-    publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest, farm_managed).await?;
+    with_retries("publish the metadata", || async {
+        still_ours()?;
+        publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest, farm_managed).await
+    })
+    .await?;
     report.duration_seconds = started.elapsed().as_secs_f64();
     let mut report_bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
     report_bytes.push(b'\n');
-    storage.put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes).await.context("cannot save report")?;
+    with_retries("save the report", || async {
+        storage
+            .put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes.clone())
+            .await
+            .context("cannot save report")
+    })
+    .await?;
     storage.cleanup();
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
     Ok(report)
+}
+
+/// Runs `attempt` until it succeeds, up to 7 tries over about two minutes (2 s doubling to 32 s).
+/// A lost lock is not retried.
+async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut delay = std::time::Duration::from_secs(2);
+    for _ in 0..6 {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if error.downcast_ref::<shared::storage::StorageError>().is_some_and(|e| !e.is_transient()) => {
+                return Err(error);
+            }
+            Err(error) => {
+                warn!(error = format!("{error:#}"), retry_in = ?delay, "cannot {what} yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(32));
+            }
+        }
+    }
+    attempt().await
 }
 
 /// Opens the configured storage: the S3 bucket, or the local output folder (locked).

@@ -2,6 +2,7 @@
 //! send what comes back as [`Event`]s to the build loop, which does not care which one runs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeleteOptions};
@@ -79,19 +80,38 @@ pub async fn amqp(
     let topology = Topology::new(&queue);
     let name = format!("farm-coordinator {} build {}", shared::storage::hostname(), build_id.0);
     let mut unpublished = jobs;
+    let mut pause = Duration::from_millis(500);
     loop {
         let connection = match amqp::connect_with_backoff(&queue.url, &name, &done, Some(queue.result_timeout)).await {
             None => return Ok(()),
             Some(connection) => connection?,
         };
-        match session(&connection, &topology, &build_id, &mut unpublished, &events, &done).await {
+        let began = tokio::time::Instant::now();
+        let outcome = tokio::select! {
+            biased;
+            outcome = session(&connection, &topology, &build_id, &mut unpublished, &events, &done) => outcome,
+            // Publishing can block (a broker alarm withholds confirms): `done` still ends it.
+            _ = done.cancelled() => Ok(()),
+        };
+        match outcome {
             Ok(()) => {
                 let _ = connection.close(200, "build done".into()).await;
                 return Ok(());
             }
+            Err(error) if amqp::is_fatal(&error) => {
+                let _ = connection.close(200, "giving up".into()).await;
+                return Err(error);
+            }
             Err(error) => {
                 warn!(%error, unpublished = unpublished.len(), "lost the broker; reconnecting");
                 let _ = connection.close(200, "reconnecting".into()).await;
+                // A session that fails at once again and again must not spin.
+                pause = if began.elapsed() > Duration::from_secs(30) { Duration::from_millis(500) } else { pause };
+                tokio::select! {
+                    _ = done.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(15));
             }
         }
     }
@@ -154,6 +174,7 @@ async fn session(
 
     loop {
         tokio::select! {
+            biased;
             _ = done.cancelled() => {
                 // Every result is in; the queue is ours alone.
                 let _ = channel.queue_delete(results_queue.as_str().into(), QueueDeleteOptions::default()).await;

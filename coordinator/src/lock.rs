@@ -2,18 +2,25 @@
 //! heartbeat, removed at the end. Two builds writing one repository's manifest and metadata would
 //! lose each other's entries. A lock whose heartbeat stopped (a killed coordinator) is taken over
 //! after [`STALE_AFTER`].
+//!
+//! The heartbeat reads the lock before refreshing it: if another coordinator took it over (this
+//! one stalled, or both took over a stale lock at once), or no heartbeat succeeded for half of
+//! [`STALE_AFTER`], the lock counts as lost and [`StorageLock::check`] fails, which the build
+//! calls before every manifest or metadata write. Release deletes the lock only if it is ours.
+//! What remains is a window of one heartbeat in which two coordinators may both believe they hold
+//! it; S3 offers no compare-and-swap that every S3-compatible server implements.
 
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use shared::s3::S3Storage;
 use shared::storage::{STATE_PREFIX, Storage, StorageError, Stored};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// A lock not refreshed for this long belongs to a coordinator that is gone.
 pub const STALE_AFTER: Duration = Duration::from_secs(5 * 60);
 /// How often the holder refreshes it.
-const HEARTBEAT: Duration = Duration::from_secs(60);
+const HEARTBEAT: Duration = Duration::from_secs(30);
 
 fn key() -> String {
     format!("{STATE_PREFIX}/lock")
@@ -35,8 +42,16 @@ fn now() -> u64 {
 #[derive(Debug)]
 pub struct StorageLock {
     storage: S3Storage,
+    build_id: String,
     heartbeat: tokio::task::JoinHandle<()>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     released: bool,
+}
+
+/// Whether the lock object names this build.
+async fn held_by(storage: &S3Storage, build_id: &str) -> Result<bool, StorageError> {
+    let bytes = storage.get(&key()).await?;
+    Ok(bytes.and_then(|b| serde_json::from_slice::<LockBody>(&b).ok()).is_some_and(|body| body.build_id == build_id))
 }
 
 impl StorageLock {
@@ -44,8 +59,9 @@ impl StorageLock {
     pub async fn acquire(storage: &S3Storage, build_id: &str) -> Result<StorageLock, StorageError> {
         let owner = format!("{} pid {}", shared::storage::hostname(), std::process::id());
         let build_id = build_id.to_owned();
+        let body_build_id = build_id.clone();
         let body = move |heartbeat| {
-            serde_json::to_vec(&LockBody { owner: owner.clone(), build_id: build_id.clone(), heartbeat })
+            serde_json::to_vec(&LockBody { owner: owner.clone(), build_id: body_build_id.clone(), heartbeat })
                 .expect("lock body serialises")
         };
         for _ in 0..2 {
@@ -56,17 +72,39 @@ impl StorageLock {
                 shared::storage::sha1_of_file(&file).map_err(|source| StorageError::Io { key: key(), source })?;
             match storage.put_archive(&key(), &file, &sha1).await {
                 Ok(Stored::Created) | Ok(Stored::AlreadyIdentical) => {
-                    let refresher = storage.clone();
-                    let body = body.clone();
+                    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let (refresher, body, flag, ours) =
+                        (storage.clone(), body.clone(), std::sync::Arc::clone(&lost), build_id.clone());
                     let heartbeat = tokio::spawn(async move {
+                        let mut last_success = tokio::time::Instant::now();
                         loop {
                             tokio::time::sleep(HEARTBEAT).await;
-                            if let Err(error) = refresher.put_replace(&key(), body(now())).await {
-                                warn!(%error, "cannot refresh the storage lock");
+                            let refreshed = match held_by(&refresher, &ours).await {
+                                Ok(true) => refresher.put_replace(&key(), body(now())).await.map(|()| true),
+                                Ok(false) => Ok(false),
+                                Err(error) => Err(error),
+                            };
+                            match refreshed {
+                                Ok(true) => last_success = tokio::time::Instant::now(),
+                                Ok(false) => {
+                                    error!("another coordinator took over the storage lock; this build stops writing");
+                                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    return;
+                                }
+                                Err(error) => {
+                                    warn!(%error, "cannot refresh the storage lock");
+                                    if last_success.elapsed() > STALE_AFTER / 2 {
+                                        error!(
+                                            "the storage lock could not be refreshed for too long; it counts as lost"
+                                        );
+                                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                                        return;
+                                    }
+                                }
                             }
                         }
                     });
-                    return Ok(StorageLock { storage: storage.clone(), heartbeat, released: false });
+                    return Ok(StorageLock { storage: storage.clone(), build_id, heartbeat, lost, released: false });
                 }
                 Err(StorageError::Drift { .. }) => {
                     let held = storage.get(&key()).await?.unwrap_or_default();
@@ -91,13 +129,30 @@ impl StorageLock {
         Err(StorageError::Locked("another coordinator took the lock at the same moment".to_owned()))
     }
 
-    /// Removes the lock.
+    /// Fails if the lock was lost (taken over, or not refreshed for too long).
+    pub fn check(&self) -> Result<(), StorageError> {
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StorageError::Locked(
+                "this coordinator lost the bucket lock (another coordinator took it over, or it could not be \
+                 refreshed); nothing more is written"
+                    .to_owned(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Removes the lock if it is still ours.
     pub async fn release(mut self) {
         self.heartbeat.abort();
         self.released = true;
-        match self.storage.delete(&key()).await {
-            Ok(()) => info!("storage lock released"),
-            Err(error) => warn!(%error, "cannot remove the storage lock; it expires by itself"),
+        match held_by(&self.storage, &self.build_id).await {
+            Ok(true) => match self.storage.delete(&key()).await {
+                Ok(()) => info!("storage lock released"),
+                Err(error) => warn!(%error, "cannot remove the storage lock; it expires by itself"),
+            },
+            Ok(false) => warn!("the storage lock is not ours any more; left as it is"),
+            Err(error) => warn!(%error, "cannot read the storage lock; it expires by itself"),
         }
     }
 }
@@ -106,10 +161,12 @@ impl Drop for StorageLock {
     fn drop(&mut self) {
         self.heartbeat.abort();
         if !self.released {
-            let storage = self.storage.clone();
+            let (storage, build_id) = (self.storage.clone(), self.build_id.clone());
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {
-                    let _ = storage.delete(&key()).await;
+                    if held_by(&storage, &build_id).await.unwrap_or(false) {
+                        let _ = storage.delete(&key()).await;
+                    }
                 });
             }
         }

@@ -6,7 +6,9 @@
 //!   hands out a job whose worker died on it; then it is dead-lettered to `farm.dlx`.
 //! - `farm.jobs.retry`: durable queue without consumers. A job that failed for a passing reason is
 //!   published here with a per-message expiry; when it expires the broker moves it back to
-//!   `farm.jobs` (delayed retry without a plugin).
+//!   `farm.jobs` (delayed retry without a plugin). The broker expires messages only at the head of
+//!   a queue, so a long delay holds back shorter ones queued behind it: a retry is never early,
+//!   sometimes late.
 //! - `farm.dlx`: fanout exchange for dead letters, bound to the durable queue `farm.dead` (kept
 //!   for operators) and, while a build runs, to the coordinator's own watch queue.
 //! - `farm.results.<build id>`: durable queue of one build's [`BuildResult`]s (the job's
@@ -45,6 +47,9 @@ pub enum AmqpError {
     /// The broker did not take responsibility for a published message.
     #[error("the broker refused a message (publisher nack)")]
     Nacked,
+    /// A job task panicked (its delivery is given back by ending the session).
+    #[error("a job task failed: {0}")]
+    TaskFailed(String),
     /// The broker ended a consumer (queue deleted, connection lost).
     #[error("the broker closed the consumer")]
     ConsumerClosed,
@@ -126,6 +131,10 @@ impl Topology {
         job_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
         job_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(self.delivery_limit)));
         job_args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.dead_letter_exchange().into()));
+        // Quorum queues dead-letter at most once by default (a dead letter the exchange cannot
+        // take is dropped); at-least-once keeps it until the dead-letter queue confirmed it.
+        job_args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
+        job_args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
         channel.queue_declare(self.jobs().into(), durable, job_args).await?;
         let mut retry_args = FieldTable::default();
         retry_args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
@@ -171,6 +180,14 @@ impl Topology {
             .await?;
         Ok(name)
     }
+}
+
+/// Whether an error will repeat on every reconnect: the broker refuses our queue declarations
+/// (`PRECONDITION_FAILED`: a queue exists with other arguments, e.g. another `delivery_limit`) or
+/// our credentials (`ACCESS_REFUSED`). Reconnecting cannot help; the operator must.
+pub fn is_fatal(error: &AmqpError) -> bool {
+    let text = error.to_string();
+    text.contains("PRECONDITION_FAILED") || text.contains("ACCESS_REFUSED")
 }
 
 /// Connects once.

@@ -567,10 +567,15 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
+    // A password may hold '/' (base64 secrets often do), so the user info ends at the last '@'
+    // before any query or fragment, not at the first '/'. An '@' after a '/' with no ':' before
+    // it is a path, not credentials.
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..before_query].rfind('@') {
+        Some(at) if rest[..at].contains(':') || !rest[..at].contains('/') => {
+            format!("{scheme}://***@{}", &rest[at + 1..])
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -697,6 +702,8 @@ actions = [
         assert_eq!(redact_url("https://user:tok@git.example/a/b.git"), "https://***@git.example/a/b.git");
         assert_eq!(redact_url("https://git.example/a@b.git"), "https://git.example/a@b.git");
         assert_eq!(redact_url("/srv/git/a.git"), "/srv/git/a.git");
+        assert_eq!(redact_url("amqp://farm:ab/cd+ef==@rabbitmq:5672/%2f"), "amqp://***@rabbitmq:5672/%2f");
+        assert_eq!(redact_url("amqps://farm:p@ss@mq.example/vhost"), "amqps://***@mq.example/vhost");
     }
 
     #[test]

@@ -208,8 +208,14 @@ impl Storage for S3Storage {
             Ok(output) => output.e_tag().map(|tag| tag.trim_matches('"')) == Some(hex::encode(md5).as_str()),
             // It exists (someone stored it first, or the same job ran twice): compare.
             Err(error) if status(&error) == Some(412) => {
-                let (_, recorded) = self.head(key).await?.unwrap_or((0, None));
-                return self.compare_existing(key, recorded, sha1).await;
+                return match self.head(key).await? {
+                    Some((_, recorded)) => self.compare_existing(key, recorded, sha1).await,
+                    // Gone again (deleted, or a lagging server): not drift; try again later.
+                    None => Err(StorageError::Remote {
+                        key: key.to_owned(),
+                        message: "the server refused the write as existing, but the object is not there".into(),
+                    }),
+                };
             }
             Err(error) => return Err(remote(key, "PUT", error)),
         };

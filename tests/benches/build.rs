@@ -292,7 +292,7 @@ async fn raw_uploads(storage: &str, endpoint: &str, root: &Path, parallel: usize
     let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
     let mut tasks = tokio::task::JoinSet::new();
     let mut bytes = 0u64;
-    for relative in files.iter() {
+    for relative in files.clone() {
         let path = root.join(&relative);
         bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let (target, limit) = (std::sync::Arc::clone(&target), std::sync::Arc::clone(&limit));

@@ -8,6 +8,7 @@
 //! dead-lettered with the reason. The loop reconnects with backoff when the broker goes away.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
@@ -18,7 +19,7 @@ use shared::amqp::{self, AmqpError, Topology};
 use shared::config::{QueueConfig, StorageKind, WorkerConfig};
 use shared::git::GitCache;
 use shared::messages::{BuildJob, BuildResult, MessageError, Outcome, SCHEMA_VERSION};
-use shared::storage::{AnyStorage, LocalStorage};
+use shared::storage::{AnyStorage, LocalStorage, Storage as _};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -45,12 +46,9 @@ impl WorkerContext {
         let cache_dir = config.cache_dir();
         let storage = match config.storage.kind {
             StorageKind::S3 => AnyStorage::S3(
-                shared::s3::S3Storage::connect(
-                    &config.storage,
-                    cache_dir.join("tmp").join(std::process::id().to_string()),
-                )
-                .await
-                .context("cannot set up S3 storage")?,
+                shared::s3::S3Storage::connect(&config.storage, cache_dir.join("tmp").join(scratch_name()))
+                    .await
+                    .context("cannot set up S3 storage")?,
             ),
             StorageKind::Local => {
                 let out = config.repository.as_ref().and_then(|r| r.output.clone()).context("no repository.output")?;
@@ -72,12 +70,14 @@ impl WorkerContext {
 pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Result<()> {
     let topology = Topology::new(&context.queue);
     info!(concurrency = context.concurrency, queue = %topology.jobs(), "worker starting");
+    let mut pause = Duration::from_millis(500);
     loop {
         let connection = match amqp::connect_with_backoff(&context.queue.url, &context.name, &stop, None).await {
             Some(Ok(connection)) => connection,
             Some(Err(error)) => return Err(error.into()),
             None => break,
         };
+        let began = tokio::time::Instant::now();
         match serve(&connection, &context, &topology, &stop).await {
             Ok(()) => {
                 let _ = connection.close(200, "worker stopping".into()).await;
@@ -86,17 +86,18 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
             Err(error) => {
                 warn!(%error, "lost the broker; reconnecting");
                 let _ = connection.close(200, "reconnecting".into()).await;
+                // A session that fails at once again and again (e.g. the broker refuses our queue
+                // declaration) must not spin: back off up to 15 s, reset after a long session.
+                pause = if began.elapsed() > Duration::from_secs(30) { Duration::from_millis(500) } else { pause };
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
+                pause = (pause * 2).min(Duration::from_secs(15));
             }
         }
     }
-    {
-        use shared::storage::Storage as _;
-        let _ = std::fs::remove_dir_all(context.storage.scratch_dir());
-    }
+    let _ = std::fs::remove_dir_all(context.storage.scratch_dir());
     info!("worker stopped");
     Ok(())
 }
@@ -136,11 +137,14 @@ async fn serve(
                 Some(Err(error)) => break Err(AmqpError::from(error)),
                 None => break Err(AmqpError::ConsumerClosed),
             },
-            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(Err(error)) = finished {
-                    // The job stays unacknowledged and is redelivered; the channel is likely gone.
-                    warn!(%error, "could not finish a delivery");
-                }
+            Some(finished) = tasks.join_next(), if !tasks.is_empty() => match finished {
+                Ok(Ok(())) => {}
+                // The job stays unacknowledged and is redelivered; the channel is likely gone.
+                Ok(Err(error)) => warn!(%error, "could not finish a delivery"),
+                // A panicking job would hold its delivery forever: end the session, so the broker
+                // hands every unacknowledged job to another worker (or counts it towards the
+                // delivery limit).
+                Err(panic) => break Err(AmqpError::TaskFailed(panic.to_string())),
             }
         }
     };
@@ -166,11 +170,12 @@ async fn handle(
         Err(MessageError::Schema { found }) => {
             // From a newer coordinator during a rolling upgrade: leave it to a newer worker. If
             // there is none, the queue's delivery limit dead-letters it.
-            warn!(schema = found, "job of a newer message schema handed back");
+            warn!(schema = found, "job of a newer message schema: handing it back");
+            // Hold it a moment first, so that it does not cycle through old workers at once.
+            tokio::time::sleep(Duration::from_secs(5)).await;
             channel
                 .basic_nack(delivery.delivery_tag, BasicNackOptions { requeue: true, ..BasicNackOptions::default() })
                 .await?;
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             return Ok(());
         }
         Err(decode_error) => {
@@ -246,6 +251,11 @@ async fn dead_letter(
 async fn ack(channel: &Channel, delivery: &Delivery) -> Result<(), AmqpError> {
     channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await?;
     Ok(())
+}
+
+/// A temp folder name no other worker sharing the cache folder uses (containers often share pids).
+fn scratch_name() -> String {
+    format!("{}-{}-{}", shared::storage::hostname(), std::process::id(), rand_suffix())
 }
 
 fn rand_suffix() -> String {

@@ -225,3 +225,21 @@ fn missing_results_are_reported_after_the_timeout() {
     assert!(objects.keys().all(|key| !key.starts_with("packages/")), "{:?}", objects.keys());
     assert_eq!(tests::object_rows(&objects), "");
 }
+
+#[test]
+fn s3_unreachable_for_the_coordinator_when_it_writes_the_metadata() {
+    // The coordinator reaches S3 through the proxy, the workers directly: cut the coordinator's
+    // path after it published the jobs; it gets every result but cannot write the manifest and
+    // metadata until the path is back.
+    let farm = Farm::parity("s3-outage-coordinator", &amqp_url(), Options { proxy: true, ..Options::default() });
+    let proxy = farm.proxy.as_ref().unwrap();
+    let mut coordinator = farm.coordinator();
+    assert!(coordinator.wait_for("jobs published", 1, Duration::from_secs(120)), "jobs were not published");
+    proxy.disable();
+    let _worker = farm.worker_with("worker", 2, &[("FARM_STORAGE__ENDPOINT", farm.s3.endpoint())]);
+    assert!(coordinator.wait_for("cannot save the manifest yet", 1, Duration::from_secs(120)), "no retry seen");
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.enable();
+    expect_exit(&mut coordinator, 0, Duration::from_secs(300));
+    assert_complete(&farm);
+}

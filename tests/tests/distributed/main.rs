@@ -58,13 +58,18 @@ impl Farm {
 
     /// Starts a `worker` process with its own cache folder.
     pub fn worker(&self, name: &str, concurrency: usize) -> Process {
+        self.worker_with(name, concurrency, &[])
+    }
+
+    /// [`Farm::worker`] with extra environment (e.g. `FARM_STORAGE__ENDPOINT`).
+    pub fn worker_with(&self, name: &str, concurrency: usize, env: &[(&str, String)]) -> Process {
         let cache = self.temp.path().join(format!("cache-{name}"));
-        Process::spawn(
-            name,
-            &binary("worker"),
-            &["--config", self.config.to_str().unwrap()],
-            &[("FARM_BUILD__CACHE_DIR", cache.display().to_string()), ("FARM_BUILD__WORKERS", concurrency.to_string())],
-        )
+        let mut all = vec![
+            ("FARM_BUILD__CACHE_DIR", cache.display().to_string()),
+            ("FARM_BUILD__WORKERS", concurrency.to_string()),
+        ];
+        all.extend(env.iter().cloned());
+        Process::spawn(name, &binary("worker"), &["--config", self.config.to_str().unwrap()], &all)
     }
 
     /// Starts `coordinator build`.
