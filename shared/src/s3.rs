@@ -101,12 +101,7 @@ impl S3Storage {
 
     /// The full object key of a repository key.
     fn object_key(&self, key: &str) -> Result<String, StorageError> {
-        let bad = key.is_empty()
-            || key.starts_with('/')
-            || key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..");
-        if bad {
-            return Err(StorageError::InvalidKey(key.to_owned()));
-        }
+        crate::storage::check_key(key)?;
         Ok(format!("{}{key}", self.prefix))
     }
 

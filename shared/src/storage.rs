@@ -67,6 +67,15 @@ impl StorageError {
     }
 }
 
+/// Refuses keys that could leave the storage root or address a folder: empty, absolute, or with
+/// empty, `.` or `..` segments. The same rule for every backend.
+pub fn check_key(key: &str) -> Result<(), StorageError> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if bad { Err(StorageError::InvalidKey(key.to_owned())) } else { Ok(()) }
+}
+
 /// How an archive write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -160,12 +169,7 @@ impl LocalStorage {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
-        let bad = key.is_empty()
-            || key.starts_with('/')
-            || key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..");
-        if bad {
-            return Err(StorageError::InvalidKey(key.to_owned()));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
 
