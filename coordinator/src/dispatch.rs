@@ -77,6 +77,10 @@ pub async fn amqp(
     events: mpsc::Sender<Event>,
     done: CancellationToken,
 ) -> Result<(), AmqpError> {
+    if jobs.is_empty() {
+        // Nothing to build, nothing to wait for.
+        return Ok(());
+    }
     let topology = Topology::new(&queue);
     let name = format!("farm-coordinator {} build {}", shared::storage::hostname(), build_id.0);
     let mut unpublished = jobs;
@@ -95,6 +99,15 @@ pub async fn amqp(
         };
         match outcome {
             Ok(()) => {
+                // Every result is in (or the build gave up waiting): the queue is ours alone.
+                let delete = async {
+                    let channel = connection.create_channel().await?;
+                    let name = topology.results(&build_id);
+                    channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await
+                };
+                if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(5), delete).await {
+                    warn!(%error, "cannot delete the results queue; it expires by itself");
+                }
                 let _ = connection.close(200, "build done".into()).await;
                 return Ok(());
             }
@@ -175,11 +188,7 @@ async fn session(
     loop {
         tokio::select! {
             biased;
-            _ = done.cancelled() => {
-                // Every result is in; the queue is ours alone.
-                let _ = channel.queue_delete(results_queue.as_str().into(), QueueDeleteOptions::default()).await;
-                return Ok(());
-            }
+            _ = done.cancelled() => return Ok(()),
             delivery = results.next() => {
                 let delivery = match delivery {
                     Some(delivery) => delivery?,

@@ -251,6 +251,7 @@ async fn distributed(config_path: &Path, dir: &Path, cache: &Path, expected: usi
                 bytes as f64 / 1_000_000.0 / seconds
             );
             drop(workers);
+            tests::services::delete_topology_async(&amqp_url(), &prefix).await;
             if processes == 2 && storage == "s3" {
                 two = seconds;
             }

@@ -23,6 +23,27 @@ pub fn unique_prefix(label: &str) -> String {
     format!("test-{label}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Deletes the queues and the dead-letter exchange of a farm prefix (best effort: a test's broker
+/// may be gone already). For synchronous callers; async ones use [`delete_topology_async`].
+pub fn delete_topology(url: &str, prefix: &str) {
+    let Ok(runtime) = tokio::runtime::Runtime::new() else { return };
+    runtime.block_on(delete_topology_async(url, prefix));
+}
+
+/// [`delete_topology`] inside a runtime.
+pub async fn delete_topology_async(url: &str, prefix: &str) {
+    let connect = shared::amqp::connect(url, "test cleanup");
+    let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_secs(5), connect).await else { return };
+    let Ok(channel) = connection.create_channel().await else { return };
+    for queue in ["jobs", "jobs.retry", "dead"] {
+        let name = format!("{prefix}.{queue}");
+        let _ = channel.queue_delete(name.as_str().into(), lapin::options::QueueDeleteOptions::default()).await;
+    }
+    let exchange = format!("{prefix}.dlx");
+    let _ = channel.exchange_delete(exchange.as_str().into(), lapin::options::ExchangeDeleteOptions::default()).await;
+    let _ = connection.close(200, "cleanup".into()).await;
+}
+
 /// A built binary of the workspace (`worker`, `coordinator`), next to the test executable.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -20,6 +20,8 @@ pub struct Farm {
     pub upstream_base: PathBuf,
     /// The queue prefix of this farm.
     pub prefix: String,
+    /// The broker it uses.
+    pub amqp_url: String,
 }
 
 /// Variations of the test farm.
@@ -53,7 +55,7 @@ impl Farm {
         let text = tests::distributed_config(&base, amqp_url, &prefix, &endpoint, &bucket, options.queue);
         let config = temp.path().join("farm.toml");
         std::fs::write(&config, text).unwrap();
-        Farm { temp, s3, proxy, bucket, config, upstream_base, prefix }
+        Farm { temp, s3, proxy, bucket, config, upstream_base, prefix, amqp_url: amqp_url.to_owned() }
     }
 
     /// Starts a `worker` process with its own cache folder.
@@ -154,33 +156,8 @@ pub fn expect_exit(process: &mut Process, code: i32, limit: Duration) {
 }
 
 impl Drop for Farm {
-    /// Removes this farm's queues and exchange from the shared broker.
+    /// Removes this farm's queues and exchange from the broker.
     fn drop(&mut self) {
-        let text = std::fs::read_to_string(&self.config).unwrap_or_default();
-        let Some(url) = text.lines().find_map(|l| l.strip_prefix("url = \"").and_then(|r| r.strip_suffix('"'))) else {
-            return;
-        };
-        let (url, prefix) = (url.to_owned(), self.prefix.clone());
-        let Ok(runtime) = tokio::runtime::Runtime::new() else { return };
-        runtime.block_on(async move {
-            let connect = shared::amqp::connect(&url, "test cleanup");
-            let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_secs(5), connect).await else { return };
-            let Ok(channel) = connection.create_channel().await else { return };
-            for queue in ["jobs", "jobs.retry", "dead"] {
-                let _ = channel
-                    .queue_delete(
-                        format!("{prefix}.{queue}").as_str().into(),
-                        lapin::options::QueueDeleteOptions::default(),
-                    )
-                    .await;
-            }
-            let _ = channel
-                .exchange_delete(
-                    format!("{prefix}.dlx").as_str().into(),
-                    lapin::options::ExchangeDeleteOptions::default(),
-                )
-                .await;
-            let _ = connection.close(200, "cleanup".into()).await;
-        });
+        tests::services::delete_topology(&self.amqp_url, &self.prefix);
     }
 }
