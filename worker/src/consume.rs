@@ -192,8 +192,16 @@ async fn handle(
         }
     };
     info!(job_id = %job.job_id.0, package = %job.package, version = %job.version, attempt, "job started");
-    let executed =
+    let mut executed =
         crate::execute_classified(Arc::clone(&context.cache), Arc::clone(&context.storage), job.clone()).await;
+    // The archive must be durable before the result says so (a shared folder: fsync the new
+    // directory entries; S3: nothing to do).
+    if matches!(executed.result.outcome, Outcome::Built { .. })
+        && let Err(error) = context.storage.flush().await
+    {
+        executed.result.outcome = Outcome::Failed { reason: format!("cannot make the archive durable: {error}") };
+        executed.transient = true;
+    }
     let mut result = executed.result;
     if executed.transient {
         let reason = match &result.outcome {
