@@ -411,8 +411,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let mut delay = std::time::Duration::from_secs(2);
-    for _ in 0..6 {
+    use backon::BackoffBuilder as _;
+    let delays = backon::ExponentialBuilder::new()
+        .with_min_delay(std::time::Duration::from_secs(2))
+        .with_max_delay(std::time::Duration::from_secs(32))
+        .with_factor(2.0)
+        .with_max_times(6)
+        .build();
+    for delay in delays {
         match attempt().await {
             Ok(value) => return Ok(value),
             Err(error) if error.downcast_ref::<shared::storage::StorageError>().is_some_and(|e| !e.is_transient()) => {
@@ -421,7 +427,6 @@ where
             Err(error) => {
                 warn!(error = format!("{error:#}"), retry_in = ?delay, "cannot {what} yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(32));
             }
         }
     }

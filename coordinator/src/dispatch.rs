@@ -84,7 +84,7 @@ pub async fn amqp(
     let topology = Topology::new(&queue);
     let name = format!("farm-coordinator {} build {}", shared::storage::hostname(), build_id.0);
     let mut unpublished = jobs;
-    let mut pause = Duration::from_millis(500);
+    let mut pauses = amqp::reconnect_backoff();
     loop {
         let connection = match amqp::connect_with_backoff(&queue.url, &name, &done, Some(queue.result_timeout)).await {
             None => return Ok(()),
@@ -118,13 +118,15 @@ pub async fn amqp(
             Err(error) => {
                 warn!(%error, unpublished = unpublished.len(), "lost the broker; reconnecting");
                 let _ = connection.close(200, "reconnecting".into()).await;
-                // A session that fails at once again and again must not spin.
-                pause = if began.elapsed() > Duration::from_secs(30) { Duration::from_millis(500) } else { pause };
-                tokio::select! {
-                    _ = done.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(pause) => {}
+                // A session that fails at once again and again must not spin; one that lasted
+                // starts the delays over.
+                if began.elapsed() > Duration::from_secs(30) {
+                    pauses = amqp::reconnect_backoff();
                 }
-                pause = (pause * 2).min(Duration::from_secs(15));
+                let pause = pauses.next().unwrap_or(Duration::from_secs(15));
+                if !amqp::sleep_unless_stopped(pause, &done).await {
+                    return Ok(());
+                }
             }
         }
     }

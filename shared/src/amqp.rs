@@ -22,7 +22,7 @@ use std::time::Duration;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -196,8 +196,28 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
     Ok(Connection::connect(url, properties).await?)
 }
 
-/// Connects, retrying with exponential backoff (0.5 s doubling to 15 s) until it works, `stop` is
-/// cancelled (`None`) or `give_up` has passed (an error).
+/// Delays between reconnects, and between broker sessions that keep failing at once: 0.5 s
+/// doubling to 15 s, without end.
+pub fn reconnect_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(15))
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
+
+/// Sleeps `delay` unless `stop` is cancelled first; false when it was.
+pub async fn sleep_unless_stopped(delay: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// Connects, retrying with [`reconnect_backoff`] until it works, `stop` is cancelled (`None`) or
+/// `give_up` has passed (an error).
 pub async fn connect_with_backoff(
     url: &str,
     name: &str,
@@ -205,12 +225,12 @@ pub async fn connect_with_backoff(
     give_up: Option<Duration>,
 ) -> Option<Result<Connection, AmqpError>> {
     let started = tokio::time::Instant::now();
-    let mut delay = Duration::from_millis(500);
+    let mut delays = reconnect_backoff();
     loop {
         if stop.is_cancelled() {
             return None;
         }
-        match connect(url, name).await {
+        let delay = match connect(url, name).await {
             Ok(connection) => {
                 info!(url = %redact_url(url), "connected to the broker");
                 return Some(Ok(connection));
@@ -220,14 +240,14 @@ pub async fn connect_with_backoff(
                 if give_up.is_some_and(|limit| waited >= limit) {
                     return Some(Err(AmqpError::Unreachable { url: redact_url(url), waited, last: error.to_string() }));
                 }
+                let delay = delays.next().unwrap_or(Duration::from_secs(15));
                 warn!(url = %redact_url(url), %error, retry_in = ?delay, "broker unreachable");
+                delay
             }
+        };
+        if !sleep_unless_stopped(delay, stop).await {
+            return None;
         }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(15));
     }
 }
 
@@ -353,11 +373,6 @@ fn text(value: &AMQPValue) -> Option<String> {
         AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
         _ => None,
     }
-}
-
-/// A short string for a header value.
-pub fn short(text: &str) -> ShortString {
-    text.into()
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ impl WorkerContext {
 pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Result<()> {
     let topology = Topology::new(&context.queue);
     info!(concurrency = context.concurrency, queue = %topology.jobs(), "worker starting");
-    let mut pause = Duration::from_millis(500);
+    let mut pauses = amqp::reconnect_backoff();
     loop {
         let connection = match amqp::connect_with_backoff(&context.queue.url, &context.name, &stop, None).await {
             Some(Ok(connection)) => connection,
@@ -87,13 +87,14 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
                 warn!(%error, "lost the broker; reconnecting");
                 let _ = connection.close(200, "reconnecting".into()).await;
                 // A session that fails at once again and again (e.g. the broker refuses our queue
-                // declaration) must not spin: back off up to 15 s, reset after a long session.
-                pause = if began.elapsed() > Duration::from_secs(30) { Duration::from_millis(500) } else { pause };
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(pause) => {}
+                // declaration) must not spin; one that lasted starts the delays over.
+                if began.elapsed() > Duration::from_secs(30) {
+                    pauses = amqp::reconnect_backoff();
                 }
-                pause = (pause * 2).min(Duration::from_secs(15));
+                let pause = pauses.next().unwrap_or(Duration::from_secs(15));
+                if !amqp::sleep_unless_stopped(pause, &stop).await {
+                    break;
+                }
             }
         }
     }
