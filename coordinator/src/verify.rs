@@ -105,11 +105,12 @@ pub async fn verify(base_url: &str, concurrency: usize) -> anyhow::Result<Verify
 
 /// Downloads an archive and compares its sha1; returns its size.
 async fn check_archive(client: &reqwest::Client, url: &str, expected: &str) -> Result<u64, String> {
-    let response = client.get(url).send().await.map_err(|e| format!("{url}: {}", chain(&e)))?;
+    let response =
+        client.get(url).send().await.map_err(|e| format!("{url}: {}", shared::telemetry::error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(format!("{url}: HTTP {}", response.status()));
     }
-    let bytes = response.bytes().await.map_err(|e| format!("{url}: {}", chain(&e)))?;
+    let bytes = response.bytes().await.map_err(|e| format!("{url}: {}", shared::telemetry::error_chain(&e)))?;
     let actual = hex::encode(sha1::Sha1::digest(&bytes));
     if actual != expected {
         return Err(format!("{url}: sha1 {actual}, the metadata says {expected}"));
@@ -161,16 +162,6 @@ fn resolve(base: &str, url: &str) -> String {
     } else {
         format!("{base}/{}", url.trim_start_matches('/'))
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let _ = write!(text, ": {inner}");
-        source = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]

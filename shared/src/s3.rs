@@ -94,11 +94,6 @@ impl S3Storage {
         })
     }
 
-    /// The bucket name.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// The full object key of a repository key.
     fn object_key(&self, key: &str) -> Result<String, StorageError> {
         crate::storage::check_key(key)?;
@@ -136,22 +131,6 @@ impl S3Storage {
         } else {
             Err(StorageError::Drift { key: key.to_owned(), existing_sha1: existing, new_sha1: sha1.to_owned() })
         }
-    }
-
-    /// Lists repository keys under `prefix` (relative to the storage prefix).
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let full = format!("{}{prefix}", self.prefix);
-        let mut keys = Vec::new();
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| remote(prefix, "LIST", e))?;
-            for object in page.contents() {
-                if let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) {
-                    keys.push(key.to_owned());
-                }
-            }
-        }
-        Ok(keys)
     }
 }
 
@@ -325,19 +304,7 @@ where
                 inner.message().map(|m| format!(": {m}")).unwrap_or_default()
             )
         }
-        other => format!("{operation} failed: {}", error_chain(other)),
+        other => format!("{operation} failed: {}", crate::telemetry::error_chain(other)),
     };
     StorageError::Remote { key: key.to_owned(), message }
-}
-
-/// The error and its sources on one line (the SDK's top-level message alone is "dispatch failure").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

@@ -201,11 +201,19 @@ impl LocalStorage {
         let state = root.join(STATE_PREFIX);
         std::fs::create_dir_all(&state)
             .map_err(|source| StorageError::Io { key: state.display().to_string(), source })?;
-        let scratch = state.join("tmp-workers").join(format!("{}-{}", hostname(), std::process::id()));
+        let scratch = state.join("tmp-workers").join(unique_process_name());
         std::fs::create_dir_all(&scratch)
             .map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
         Ok(LocalStorage { root, _lock: None, dirty: Default::default(), scratch: Some(scratch) })
     }
+}
+
+/// `<host>-<pid>-<random>`: a name for temp folders and consumer tags that no other process uses,
+/// also when containers on several machines share a folder (their pids often coincide).
+pub fn unique_process_name() -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{}-{}-{nanos:08x}", hostname(), std::process::id())
 }
 
 /// This machine's name, for temp folder and lock owner names.
@@ -305,14 +313,9 @@ pub enum AnyStorage {
 }
 
 impl AnyStorage {
-    /// Removes local temp files (end of a build).
+    /// Removes this process's local temp files (end of a build, a worker stopping).
     pub fn cleanup(&self) {
-        match self {
-            AnyStorage::Local(local) => local.cleanup(),
-            AnyStorage::S3(s3) => {
-                let _ = std::fs::remove_dir_all(s3.scratch_dir());
-            }
-        }
+        let _ = std::fs::remove_dir_all(self.scratch_dir());
     }
 }
 

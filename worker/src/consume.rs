@@ -46,9 +46,12 @@ impl WorkerContext {
         let cache_dir = config.cache_dir();
         let storage = match config.storage.kind {
             StorageKind::S3 => AnyStorage::S3(
-                shared::s3::S3Storage::connect(&config.storage, cache_dir.join("tmp").join(scratch_name()))
-                    .await
-                    .context("cannot set up S3 storage")?,
+                shared::s3::S3Storage::connect(
+                    &config.storage,
+                    cache_dir.join("tmp").join(shared::storage::unique_process_name()),
+                )
+                .await
+                .context("cannot set up S3 storage")?,
             ),
             StorageKind::Local => {
                 let out = config.repository.as_ref().and_then(|r| r.output.clone()).context("no repository.output")?;
@@ -98,7 +101,7 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
             }
         }
     }
-    let _ = std::fs::remove_dir_all(context.storage.scratch_dir());
+    context.storage.cleanup();
     info!("worker stopped");
     Ok(())
 }
@@ -113,7 +116,7 @@ async fn serve(
     let channel = amqp::open_channel(connection, topology).await?;
     let prefetch = u16::try_from(context.concurrency.max(1)).unwrap_or(u16::MAX);
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
-    let tag = format!("worker-{}-{}", std::process::id(), rand_suffix());
+    let tag = format!("worker-{}", shared::storage::unique_process_name());
     let mut consumer = channel
         .basic_consume(
             topology.jobs().into(),
@@ -260,15 +263,4 @@ async fn dead_letter(
 async fn ack(channel: &Channel, delivery: &Delivery) -> Result<(), AmqpError> {
     channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await?;
     Ok(())
-}
-
-/// A temp folder name no other worker sharing the cache folder uses (containers often share pids).
-fn scratch_name() -> String {
-    format!("{}-{}-{}", shared::storage::hostname(), std::process::id(), rand_suffix())
-}
-
-fn rand_suffix() -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{nanos:08x}")
 }
