@@ -2,7 +2,6 @@
 //! (packages.json, every p2 file) and checks that every dist URL resolves and its sha1 matches.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::StreamExt as _;
@@ -87,10 +86,9 @@ pub async fn verify(base_url: &str, concurrency: usize) -> anyhow::Result<Verify
     }
     report.archives = dists.len();
     info!(archives = dists.len(), "checking archives");
-    let client = Arc::new(client);
     let mut checks = futures_util::stream::iter(dists.into_iter().map(|(label, url, expected)| {
-        let client = Arc::clone(&client);
-        async move { (label.clone(), check_archive(&client, &url, &expected).await) }
+        let client = client.clone();
+        async move { (label, check_archive(&client, &url, &expected).await) }
     }))
     .buffer_unordered(concurrency.max(1));
     while let Some((label, outcome)) = checks.next().await {
