@@ -118,15 +118,7 @@ impl Topology {
         let mut dead_args = FieldTable::default();
         dead_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
         channel.queue_declare(self.dead().into(), durable, dead_args).await?;
-        channel
-            .queue_bind(
-                self.dead().into(),
-                self.dead_letter_exchange().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        self.bind_to_dead_letters(channel, &self.dead()).await?;
         let mut job_args = FieldTable::default();
         job_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
         job_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(self.delivery_limit)));
@@ -169,16 +161,22 @@ impl Topology {
             )
             .await?;
         let name = queue.name().as_str().to_owned();
+        self.bind_to_dead_letters(channel, &name).await?;
+        Ok(name)
+    }
+
+    /// Makes `queue` receive every dead letter (the exchange is a fanout).
+    async fn bind_to_dead_letters(&self, channel: &Channel, queue: &str) -> Result<(), AmqpError> {
         channel
             .queue_bind(
-                name.as_str().into(),
+                queue.into(),
                 self.dead_letter_exchange().into(),
                 "".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await?;
-        Ok(name)
+        Ok(())
     }
 }
 
