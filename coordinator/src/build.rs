@@ -1,7 +1,10 @@
-//! `coordinator build` in the embedded mode: sync upstreams, plan, run in-process workers over the
-//! in-process queue, record results in the manifest, then publish metadata (last).
+//! Builds: sync upstreams, plan, dispatch jobs (in-process workers or RabbitMQ), record results
+//! in the manifest, then publish metadata (last). [`Farm`] holds what builds share (storage, its
+//! lock, the manifest), so `coordinator serve` can run builds of different upstreams at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,12 +20,13 @@ use shared::messages::{BuildId, BuildJob, JobId, Outcome, SCHEMA_VERSION, Source
 use shared::s3::S3Storage;
 use shared::storage::{AnyStorage, LocalStorage, STATE_PREFIX, Storage};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::dispatch::{self, Event};
 use crate::report::DeadLetterNote;
 
-use crate::manifest::{Manifest, ManifestEntry};
+use crate::manifest::{Manifest, ManifestEntry, UpstreamRecord};
+use crate::metrics::{BuildLabels, Metrics, UpstreamLabel};
 use crate::plan::{self, Candidate, Rejection, RepositoryFailure};
 use crate::report::{BuildReport, PackageOutcome, Provided, SourceChanged, UpstreamTags};
 
@@ -51,16 +55,59 @@ pub struct Planned {
     pub unchanged: Vec<String>,
     /// The report so far (rejections, repository failures, tags).
     pub report: BuildReport,
+    /// Per planned upstream, the refs read (`refs/...` to commit).
+    pub refs: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
-/// Syncs every upstream and plans the build against the manifest.
-pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Result<Planned> {
+/// What a build covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every upstream (`coordinator build`).
+    All,
+    /// One upstream (`coordinator serve`: a webhook or poll for its repository).
+    Upstream(String),
+}
+
+impl Scope {
+    /// Whether the upstream is part of the build.
+    pub fn includes(&self, upstream: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Upstream(key) => key == upstream,
+        }
+    }
+
+    /// `all` or the upstream key (metric label, status).
+    pub fn label(&self) -> &str {
+        match self {
+            Scope::All => "all",
+            Scope::Upstream(key) => key,
+        }
+    }
+}
+
+/// Fingerprint of what decides an upstream's packages besides git: its rules and this program's
+/// version. Recorded with the refs; a change makes polling plan the upstream again.
+pub fn rules_fingerprint(config: &FarmConfig, upstream: &shared::config::UpstreamConfig) -> String {
+    use sha2::Digest as _;
+    let text = format!("{}\n{}\n{upstream:?}", env!("CARGO_PKG_VERSION"), config.resolve_url(&upstream.url));
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Syncs the upstreams in scope and plans the build against the manifest.
+pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> anyhow::Result<Planned> {
     let cache = Arc::new(GitCache::new(config.cache_dir()));
     let config = Arc::new(config.clone());
     // Upstreams are fetched and planned in parallel (bounded), and combined in config order.
     let limit = Arc::new(tokio::sync::Semaphore::new(config.workers().max(1)));
     let mut tasks = Vec::new();
-    for index in 0..config.upstreams.len() {
+    let in_scope: Vec<usize> = (0..config.upstreams.len()).filter(|&i| scope.includes(&config.upstreams[i].key)).collect();
+    if let Scope::Upstream(key) = scope
+        && in_scope.is_empty()
+    {
+        anyhow::bail!("no upstream '{key}' in the configuration");
+    }
+    for &index in &in_scope {
         let (cache, config, limit) = (Arc::clone(&cache), Arc::clone(&config), Arc::clone(&limit));
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore is never closed");
@@ -86,10 +133,11 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
     }
     let mut planned = Planned::default();
     let mut candidates = Vec::new();
-    for (index, task) in tasks.into_iter().enumerate() {
+    for (&index, task) in in_scope.iter().zip(tasks) {
         let upstream = &config.upstreams[index];
         match task.await.context("planning task panicked")?.context("planning task panicked")? {
             Ok(upstream_plan) => {
+                planned.refs.insert(upstream.key.clone(), upstream_plan.refs);
                 planned.report.rejected.extend(upstream_plan.rejections);
                 planned.report.tags.push(UpstreamTags { upstream: upstream.key.clone(), tags: upstream_plan.tags });
                 candidates.extend(upstream_plan.candidates);
@@ -134,7 +182,11 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest) -> anyhow::Res
             continue;
         }
         built_ids.insert(candidate.id());
-        if let Some(published) = manifest.packages.get(&candidate.id()) {
+        let published = manifest.packages.get(&candidate.id());
+        // A branch version moves: a new content digest (so a new key) is a new archive.
+        if candidate.branch && published.is_some_and(|p| p.key != candidate.target_key()) {
+            planned.to_build.push(candidate);
+        } else if let Some(published) = published {
             if let Some(what) = source_difference(published, &candidate) {
                 planned.report.source_changed.push(SourceChanged {
                     package: candidate.package.clone(),
@@ -183,225 +235,529 @@ fn source_difference(published: &ManifestEntry, candidate: &Candidate) -> Option
     }
 }
 
-/// Runs a whole embedded build and returns its report (also stored as `.farm/report.json`).
+/// Runs a whole build of every upstream (`coordinator build`) and returns its report (also stored
+/// as `.farm/report.json`).
 pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
-    let started = Instant::now();
-    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let build_id = BuildId(format!(
-        "{}-{}",
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        std::process::id()
-    ));
-    let config = &options.config;
-    let workers = config.workers();
-    info!(build_id = %build_id.0, out = %options.out.display(), workers, "starting build");
-
-    let storage = Arc::new(open_storage(config, &options.out).await?);
-    let lock = match storage.as_ref() {
-        AnyStorage::S3(s3) => Some(crate::lock::StorageLock::acquire(s3, &build_id.0).await?),
-        AnyStorage::Local(_) => None,
-    };
-    // The lock goes on every path, also when the build fails half-way.
-    let result = run_locked(&options, build_id, started, started_at, storage, lock.as_ref()).await;
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
+    let farm = Farm::open(
+        options.config.clone(),
+        &options.out,
+        Arc::new(Metrics::new()),
+        CancellationToken::new(),
+        Duration::ZERO,
+    )
+    .await?;
+    let result = farm.build(Scope::All, "command line", options.progress).await;
+    farm.close().await;
     result
 }
 
-/// The build itself, with the storage (and its lock, for a bucket) held.
-async fn run_locked(
-    options: &BuildOptions,
-    build_id: BuildId,
-    started: Instant,
-    started_at: String,
+/// The storage, its lock and the manifest, shared by the builds of one coordinator process.
+/// Builds of different upstreams may run at once: each records its results in the shared
+/// manifest, and saving the manifest and publishing the metadata happen one at a time.
+pub struct Farm {
+    config: FarmConfig,
     storage: Arc<AnyStorage>,
-    lock: Option<&crate::lock::StorageLock>,
-) -> anyhow::Result<BuildReport> {
-    let config = &options.config;
-    let workers = config.workers();
-    // Every write of the manifest or metadata first checks that the bucket is still ours.
-    let still_ours = || lock.map_or(Ok(()), |lock| lock.check());
-    let mut manifest = Manifest::load(storage.as_ref()).await.context("cannot load manifest")?;
-    // Only an output this farm already manages has metadata that is ours to prune.
-    let farm_managed = !manifest.packages.is_empty();
-    // Entries are only ever added (a planned id is never in the manifest), so a changed count
-    // means there is something to save.
-    let entries_at_start = manifest.packages.len();
-    let planned = plan_build(config, &manifest).await?;
-    let mut report = planned.report;
-    report.planning_seconds = started.elapsed().as_secs_f64();
-    report.build_id = build_id.0.clone();
-    report.started_at = started_at;
-    report.workers = workers;
-    report.mode = if config.is_distributed() { "distributed" } else { "embedded" }.to_owned();
-    report.unchanged = planned.unchanged;
-    info!(
-        jobs = planned.to_build.len(),
-        unchanged = report.unchanged.len(),
-        rejected = report.rejected.len(),
-        "plan ready"
-    );
+    lock: Option<crate::lock::StorageLock>,
+    manifest: tokio::sync::Mutex<Manifest>,
+    /// Serialises manifest saves and metadata publishing.
+    writes: tokio::sync::Mutex<()>,
+    /// Only an output this farm already manages has metadata that is ours to prune.
+    farm_managed: AtomicBool,
+    metrics: Arc<Metrics>,
+    /// Cancelled on shutdown: running builds stop waiting for results after `grace`.
+    stopping: CancellationToken,
+    grace: Duration,
+    builds_started: AtomicU64,
+}
 
-    let mut pending: HashMap<String, Candidate> = HashMap::new();
-    let mut jobs = Vec::with_capacity(planned.to_build.len());
-    for (index, candidate) in planned.to_build.into_iter().enumerate() {
-        let job = BuildJob {
-            schema: SCHEMA_VERSION,
-            job_id: JobId(format!("{}-{index}", build_id.0)),
-            build_id: build_id.clone(),
-            package: candidate.package.clone(),
-            version: candidate.version.clone(),
-            source: Source {
-                repo_url: candidate.repo_url.clone(),
-                git_ref: candidate.tag.clone(),
-                commit: candidate.commit.to_string(),
-            },
-            content: candidate.content.clone(),
-            composer_json: candidate.composer_json.clone(),
-            target_key: candidate.target_key(),
-            attempt: 1,
+impl Farm {
+    /// Opens the configured storage, takes the bucket's lock and loads the manifest.
+    pub async fn open(
+        config: FarmConfig,
+        out: &std::path::Path,
+        metrics: Arc<Metrics>,
+        stopping: CancellationToken,
+        grace: Duration,
+    ) -> anyhow::Result<Farm> {
+        let storage = Arc::new(open_storage(&config, out).await?);
+        let owner = format!("{}-{}", shared::storage::hostname(), std::process::id());
+        let lock = match storage.as_ref() {
+            AnyStorage::S3(s3) => Some(crate::lock::StorageLock::acquire(s3, &owner).await?),
+            AnyStorage::Local(_) => None,
         };
-        pending.insert(job.job_id.0.clone(), candidate);
-        jobs.push(job);
+        let manifest = match Manifest::load(storage.as_ref()).await.context("cannot load manifest") {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                if let Some(lock) = lock {
+                    lock.release().await;
+                }
+                return Err(error);
+            }
+        };
+        Ok(Farm {
+            farm_managed: AtomicBool::new(!manifest.packages.is_empty()),
+            manifest: tokio::sync::Mutex::new(manifest),
+            writes: tokio::sync::Mutex::new(()),
+            config,
+            storage,
+            lock,
+            metrics,
+            stopping,
+            grace,
+            builds_started: AtomicU64::new(0),
+        })
     }
 
-    let (events, mut received) = tokio::sync::mpsc::channel(1024);
-    let done = CancellationToken::new();
-    let dispatcher = match &config.queue {
-        None => {
-            let cache = Arc::new(GitCache::new(config.cache_dir()));
-            tokio::spawn(dispatch::in_process(jobs, events, cache, Arc::clone(&storage), workers))
+    /// Releases the bucket's lock.
+    pub async fn close(self) {
+        if let Some(lock) = self.lock {
+            lock.release().await;
         }
-        Some(queue) => tokio::spawn(dispatch::amqp(queue.clone(), build_id.clone(), jobs, events, done.clone())),
-    };
-    let idle_limit = config.queue.as_ref().map(|queue| queue.result_timeout);
+        self.storage.cleanup();
+    }
 
-    let progress = progress_bar(options.progress, pending.len() as u64);
-    let total = pending.len();
-    let mut timed_out = false;
-    // Only this build's results and dead letters move the deadline; other builds' traffic does not.
-    let mut deadline = idle_limit.map(|limit| tokio::time::Instant::now() + limit);
-    while !pending.is_empty() {
-        let event = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, received.recv()).await {
-                Ok(event) => event,
-                Err(_) => {
-                    timed_out = true;
+    /// The configuration.
+    pub fn config(&self) -> &FarmConfig {
+        &self.config
+    }
+
+    /// Whether the bucket is still ours (always, for a local folder).
+    pub fn lock_held(&self) -> bool {
+        self.lock.as_ref().is_none_or(|lock| lock.check().is_ok())
+    }
+
+    /// What the manifest records of an upstream's last complete build.
+    pub async fn upstream_record(&self, upstream: &str) -> Option<UpstreamRecord> {
+        self.manifest.lock().await.upstreams.get(upstream).cloned()
+    }
+
+    fn still_ours(&self) -> anyhow::Result<()> {
+        self.lock.as_ref().map_or(Ok(()), |lock| lock.check().map_err(anyhow::Error::from))
+    }
+
+    fn next_build_id(&self) -> BuildId {
+        let n = self.builds_started.fetch_add(1, Ordering::Relaxed);
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        BuildId(format!("{secs}-{}-{n}", std::process::id()))
+    }
+
+    /// Plans the scope, builds what changed, records it and publishes the metadata. Every log
+    /// line of the build carries its id.
+    pub async fn build(&self, scope: Scope, trigger: &str, progress: bool) -> anyhow::Result<BuildReport> {
+        let build_id = self.next_build_id();
+        let span = tracing::info_span!("build", build_id = %build_id.0, scope = %scope.label());
+        let started = Instant::now();
+        let result = self.build_inner(build_id, &scope, trigger, progress).instrument(span).await;
+        let label = UpstreamLabel { upstream: scope.label().to_owned() };
+        self.metrics.build_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(report) if report.failed.is_empty() && report.repository_failures.is_empty() => "succeeded",
+            Ok(_) => "failed",
+            Err(_) => "error",
+        };
+        self.metrics.builds.get_or_create(&BuildLabels { upstream: label.upstream, result: outcome.to_owned() }).inc();
+        result
+    }
+
+    async fn build_inner(
+        &self,
+        build_id: BuildId,
+        scope: &Scope,
+        trigger: &str,
+        progress: bool,
+    ) -> anyhow::Result<BuildReport> {
+        let started = Instant::now();
+        let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let config = &self.config;
+        let storage = &self.storage;
+        let workers = config.workers();
+        info!(trigger, workers, "starting build");
+        let snapshot = self.manifest.lock().await.clone();
+        let planned = plan_build(config, &snapshot, scope).await?;
+        drop(snapshot);
+        let mut report = planned.report;
+        report.build_id = build_id.0.clone();
+        report.started_at = started_at;
+        report.trigger = trigger.to_owned();
+        report.workers = workers;
+        report.mode = if config.is_distributed() { "distributed" } else { "embedded" }.to_owned();
+        report.unchanged = planned.unchanged;
+        let mut dirty = false;
+
+        // Archives a stopped build stored but never recorded are checked and recorded, not built.
+        let inflight = self.inflight_keys(planned.refs.keys()).await;
+        let mut to_build = Vec::with_capacity(planned.to_build.len());
+        for candidate in planned.to_build {
+            if inflight.contains(&candidate.target_key())
+                && let Some(entry) = stored_archive_of(storage.as_ref(), &candidate).await
+            {
+                info!(package = %candidate.package, version = %candidate.version, "archive stored by a stopped build; recorded");
+                report.resumed.push(candidate.id());
+                self.manifest.lock().await.packages.insert(candidate.id(), entry);
+                dirty = true;
+                continue;
+            }
+            to_build.push(candidate);
+        }
+        report.planning_seconds = started.elapsed().as_secs_f64();
+        info!(
+            jobs = to_build.len(),
+            unchanged = report.unchanged.len(),
+            resumed = report.resumed.len(),
+            rejected = report.rejected.len(),
+            "plan ready"
+        );
+
+        let mut pending: HashMap<String, Candidate> = HashMap::new();
+        let mut jobs = Vec::with_capacity(to_build.len());
+        for (index, candidate) in to_build.into_iter().enumerate() {
+            let job = BuildJob {
+                schema: SCHEMA_VERSION,
+                job_id: JobId(format!("{}-{index}", build_id.0)),
+                build_id: build_id.clone(),
+                package: candidate.package.clone(),
+                version: candidate.version.clone(),
+                source: Source {
+                    repo_url: candidate.repo_url.clone(),
+                    git_ref: candidate.tag.clone(),
+                    commit: candidate.commit.to_string(),
+                },
+                content: candidate.content.clone(),
+                composer_json: candidate.composer_json.clone(),
+                target_key: candidate.target_key(),
+                attempt: 1,
+            };
+            pending.insert(job.job_id.0.clone(), candidate);
+            jobs.push(job);
+        }
+        self.write_inflight(&planned.refs, pending.values()).await;
+
+        let (events, mut received) = tokio::sync::mpsc::channel(1024);
+        let done = CancellationToken::new();
+        self.metrics.jobs_published.inc_by(jobs.len() as u64);
+        self.metrics.jobs_pending.inc_by(jobs.len() as i64);
+        let dispatcher = match &config.queue {
+            None => {
+                let cache = Arc::new(GitCache::new(config.cache_dir()));
+                tokio::spawn(dispatch::in_process(jobs, events, cache, Arc::clone(storage), workers, done.clone()))
+            }
+            Some(queue) => {
+                tokio::spawn(dispatch::amqp(queue.clone(), build_id.clone(), jobs, events, done.clone()))
+            }
+        };
+        let idle_limit = config.queue.as_ref().map(|queue| queue.result_timeout);
+
+        let progress = progress_bar(progress, pending.len() as u64);
+        let total = pending.len();
+        let mut timed_out = false;
+        let mut stopped = false;
+        // The in-process queue has every job at once; the broker's confirms say when they are out.
+        let mut published = config.queue.is_none();
+        let mut stop_at: Option<tokio::time::Instant> = None;
+        // Only this build's results and dead letters move the deadline; other builds' traffic does not.
+        let mut deadline = idle_limit.map(|limit| tokio::time::Instant::now() + limit);
+        while !pending.is_empty() {
+            // On shutdown: jobs are published first, then results are awaited for `grace`.
+            if stop_at.is_none() && published && self.stopping.is_cancelled() {
+                info!(pending = pending.len(), grace = ?self.grace, "stopping: waiting for results in flight");
+                stop_at = Some(tokio::time::Instant::now() + self.grace);
+            }
+            let wake = [deadline, stop_at].into_iter().flatten().min();
+            let watch_stop = stop_at.is_none() && published;
+            let event = tokio::select! {
+                event = received.recv() => event,
+                () = sleep_until(wake) => {
+                    if stop_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                        stopped = true;
+                    } else {
+                        timed_out = true;
+                    }
                     break;
                 }
-            },
-            None => received.recv().await,
-        };
-        let (candidate, outcome) = match event {
-            None => break,
-            Some(Event::Result(result)) => match pending.remove(&result.job_id.0) {
-                Some(candidate) => (candidate, result.outcome),
-                None => {
-                    // A redelivered job answers twice; the first answer counted.
-                    debug!(job_id = %result.job_id.0, "result for a job already answered (or of another build)");
+                () = self.stopping.cancelled(), if watch_stop => continue,
+            };
+            let (candidate, outcome, attempts) = match event {
+                None => break,
+                Some(Event::Published) => {
+                    published = true;
                     continue;
                 }
-            },
-            Some(Event::DeadLetter(letter)) => {
-                let ours = letter.build_id.as_deref() == Some(build_id.0.as_str());
-                match letter.job_id.as_ref().filter(|_| ours).and_then(|id| pending.remove(id)) {
-                    Some(candidate) => {
-                        (candidate, Outcome::Failed { reason: format!("dead-lettered: {}", letter.reason) })
-                    }
+                Some(Event::Result(result)) => match pending.remove(&result.job_id.0) {
+                    Some(candidate) => (candidate, result.outcome, result.attempts),
                     None => {
-                        if letter.build_id.is_none() {
-                            warn!(reason = %letter.reason, "a message that is not a job was dead-lettered");
-                            report.dead_letters.push(DeadLetterNote { reason: letter.reason, excerpt: letter.excerpt });
-                        }
+                        // A redelivered job answers twice; the first answer counted.
+                        debug!(job_id = %result.job_id.0, "result for a job already answered (or of another build)");
                         continue;
                     }
+                },
+                Some(Event::DeadLetter(letter)) => {
+                    let ours = letter.build_id.as_deref() == Some(build_id.0.as_str());
+                    match letter.job_id.as_ref().filter(|_| ours).and_then(|id| pending.remove(id)) {
+                        Some(candidate) => {
+                            let reason = format!("dead-lettered: {}", letter.reason);
+                            (candidate, Outcome::Failed { reason }, 1)
+                        }
+                        None => {
+                            if letter.build_id.is_none() {
+                                warn!(reason = %letter.reason, "a message that is not a job was dead-lettered");
+                                report
+                                    .dead_letters
+                                    .push(DeadLetterNote { reason: letter.reason, excerpt: letter.excerpt });
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let (Some(at), Some(limit)) = (deadline.as_mut(), idle_limit) {
+                *at = tokio::time::Instant::now() + limit;
+            }
+            self.metrics.jobs_pending.dec();
+            self.metrics.jobs_retried.inc_by(u64::from(attempts.saturating_sub(1)));
+            match &outcome {
+                Outcome::Built { size, .. } => {
+                    self.metrics.jobs_succeeded.inc();
+                    self.metrics.bytes_uploaded.inc_by(*size);
+                    dirty = true;
+                }
+                Outcome::Failed { .. } => {
+                    self.metrics.jobs_failed.inc();
                 }
             }
+            {
+                let mut manifest = self.manifest.lock().await;
+                dirty |= record_outcome(storage.as_ref(), &mut manifest, &mut report, &candidate, outcome).await?;
+            }
+            let done_count = report.built.len() + report.failed.len();
+            // A killed build resumes from here instead of from the start.
+            // (Best effort: storage may be away for a while; the final save retries.)
+            if done_count % MANIFEST_SAVE_EVERY == 0 {
+                self.still_ours()?;
+                if let Err(error) = self.save_manifest().await {
+                    warn!(error = format!("{error:#}"), "cannot save the manifest now; the final save tries again");
+                }
+            }
+            match &progress {
+                Some(bar) => {
+                    bar.set_message(format!("{} {}", candidate.package, candidate.version));
+                    bar.inc(1);
+                }
+                None => info!(package = %candidate.package, version = %candidate.version, "{done_count}/{total} done"),
+            }
+        }
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+        done.cancel();
+        drop(received);
+        // The dispatcher stops at `done`; one stuck on an unresponsive broker is not waited for.
+        let abort = dispatcher.abort_handle();
+        let dispatch_error = match tokio::time::timeout(Duration::from_secs(30), dispatcher).await {
+            Ok(joined) => joined.context("dispatcher panicked")?.err().map(|error| error.to_string()),
+            Err(_) => {
+                abort.abort();
+                warn!("the dispatcher did not stop within 30s; abandoned");
+                None
+            }
         };
-        if let (Some(at), Some(limit)) = (deadline.as_mut(), idle_limit) {
-            *at = tokio::time::Instant::now() + limit;
+        // A job whose result never arrived is a failure, not silence.
+        let missing_reason = match (&dispatch_error, idle_limit) {
+            (Some(error), _) => format!("no result: {error}"),
+            _ if stopped => "the coordinator stopped before the result came back; the next build records the \
+                             archive if it was stored, else builds it"
+                .to_owned(),
+            (None, Some(limit)) if timed_out => format!(
+                "no result within {} (result_timeout): the job may still be queued or running; a later build picks it up",
+                humantime::format_duration(limit)
+            ),
+            _ => "no result came back from the worker".to_owned(),
+        };
+        if !pending.is_empty() {
+            warn!(missing = pending.len(), reason = %missing_reason, "results missing");
+            self.metrics.jobs_pending.dec_by(pending.len() as i64);
+            self.metrics.jobs_failed.inc_by(pending.len() as u64);
         }
-        record_outcome(storage.as_ref(), &mut manifest, &mut report, &candidate, outcome).await?;
-        let done_count = report.built.len() + report.failed.len();
-        // A killed build resumes from here instead of from the start.
-        // (Best effort: storage may be away for a while; the final save retries.)
-        if done_count % MANIFEST_SAVE_EVERY == 0 {
-            still_ours()?;
-            if let Err(error) = manifest.save(storage.as_ref()).await {
-                warn!(%error, "cannot save the manifest now; the final save tries again");
-            }
+        let unanswered: Vec<Candidate> = pending.into_values().collect();
+        for candidate in &unanswered {
+            let outcome = PackageOutcome { reason: Some(missing_reason.clone()), ..outcome_for(candidate) };
+            report.failed.push(outcome);
         }
-        match &progress {
-            Some(bar) => {
-                bar.set_message(format!("{} {}", candidate.package, candidate.version));
-                bar.inc(1);
-            }
-            None => info!(package = %candidate.package, version = %candidate.version, "{done_count}/{total} done"),
+        for package in planned.additional {
+            let mut manifest = self.manifest.lock().await;
+            dirty |= publish_additional(storage.as_ref(), &mut manifest, &mut report, package).await;
         }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    done.cancel();
-    drop(received);
-    // The dispatcher stops at `done`; one stuck on an unresponsive broker is not waited for.
-    let abort = dispatcher.abort_handle();
-    let dispatch_error = match tokio::time::timeout(std::time::Duration::from_secs(30), dispatcher).await {
-        Ok(joined) => joined.context("dispatcher panicked")?.err().map(|error| error.to_string()),
-        Err(_) => {
-            abort.abort();
-            warn!("the dispatcher did not stop within 30s; abandoned");
-            None
-        }
-    };
-    // A job whose result never arrived is a failure, not silence.
-    let missing_reason = match (&dispatch_error, idle_limit) {
-        (Some(error), _) => format!("no result: {error}"),
-        (None, Some(limit)) if timed_out => format!(
-            "no result within {} (result_timeout): the job may still be queued or running; a later build picks it up",
-            humantime::format_duration(limit)
-        ),
-        _ => "no result came back from the worker".to_owned(),
-    };
-    if !pending.is_empty() {
-        warn!(missing = pending.len(), reason = %missing_reason, "results missing");
-    }
-    for (_, candidate) in pending {
-        let outcome = PackageOutcome { reason: Some(missing_reason.clone()), ..outcome_for(&candidate) };
-        report.failed.push(outcome);
-    }
-    for package in planned.additional {
-        publish_additional(storage.as_ref(), &mut manifest, &mut report, package).await;
-    }
-    sort_outcomes(&mut report);
+        sort_outcomes(&mut report);
 
-    // Archives are stored; record them, then publish metadata that names only stored archives.
-    // Storage may be unreachable for a while (the S3 outage the workers survive): retry.
-    if manifest.packages.len() != entries_at_start {
-        with_retries("save the manifest", || async {
-            still_ours()?;
-            manifest.save(storage.as_ref()).await.context("cannot save manifest")
+        // Upstreams where every package is published are done at these refs: polling compares
+        // against them. One with failures is planned again at the next poll.
+        for (key, refs) in planned.refs {
+            if report.failed.iter().any(|f| f.upstream == key) {
+                continue;
+            }
+            let Some(upstream) = config.upstreams.iter().find(|u| u.key == key) else { continue };
+            let record = UpstreamRecord { rules: rules_fingerprint(config, upstream), refs };
+            let mut manifest = self.manifest.lock().await;
+            if manifest.upstreams.get(&key).is_none_or(|old| old.refs != record.refs || old.rules != record.rules) {
+                manifest.upstreams.insert(key.clone(), record);
+                dirty = true;
+            }
+            drop(manifest);
+            let seconds = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            self.metrics.last_success.get_or_create(&UpstreamLabel { upstream: key }).set(seconds as i64);
+        }
+
+        // Archives are stored; record them, then publish metadata that names only stored archives.
+        // Storage may be unreachable for a while (the S3 outage the workers survive): retry.
+        if dirty {
+            with_retries("save the manifest", || async {
+                self.still_ours()?;
+                self.save_manifest().await
+            })
+            .await?;
+        }
+        with_retries("publish the metadata", || async {
+            self.still_ours()?;
+            self.publish().await
         })
         .await?;
+        self.finish_inflight(&report, &unanswered).await;
+        report.duration_seconds = started.elapsed().as_secs_f64();
+        let mut report_bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
+        report_bytes.push(b'\n');
+        with_retries("save the report", || async {
+            storage
+                .put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes.clone())
+                .await
+                .context("cannot save report")
+        })
+        .await?;
+        info!(
+            built = report.built.len(),
+            failed = report.failed.len(),
+            seconds = report.duration_seconds,
+            "build finished"
+        );
+        Ok(report)
     }
-    with_retries("publish the metadata", || async {
-        still_ours()?;
-        publish_metadata(storage.as_ref(), &config.repository.base_url, &manifest, farm_managed).await
-    })
-    .await?;
-    report.duration_seconds = started.elapsed().as_secs_f64();
-    let mut report_bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
-    report_bytes.push(b'\n');
-    with_retries("save the report", || async {
-        storage
-            .put_replace(&format!("{STATE_PREFIX}/report.json"), report_bytes.clone())
-            .await
-            .context("cannot save report")
-    })
-    .await?;
-    storage.cleanup();
-    Ok(report)
+
+    /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
+    /// earlier one).
+    async fn save_manifest(&self) -> anyhow::Result<()> {
+        let _writing = self.writes.lock().await;
+        let bytes = self.manifest.lock().await.to_bytes();
+        Manifest::save_bytes(self.storage.as_ref(), bytes).await.context("cannot save manifest")
+    }
+
+    /// Publishes the metadata of the manifest as it is now.
+    async fn publish(&self) -> anyhow::Result<usize> {
+        let _writing = self.writes.lock().await;
+        let versions = self.manifest.lock().await.published_versions();
+        let prune = self.farm_managed.load(Ordering::Relaxed);
+        let written = publish_metadata(self.storage.as_ref(), &self.config.repository.base_url, &versions, prune).await?;
+        self.farm_managed.store(true, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    /// Keys that stopped builds of these upstreams may have stored without recording them.
+    async fn inflight_keys<'k>(&self, upstreams: impl Iterator<Item = &'k String>) -> HashSet<String> {
+        let mut keys = HashSet::new();
+        for upstream in upstreams {
+            match self.storage.get(&inflight_key(upstream)).await {
+                Ok(Some(bytes)) => match serde_json::from_slice::<Inflight>(&bytes) {
+                    Ok(record) => keys.extend(record.keys),
+                    Err(error) => warn!(%upstream, %error, "unreadable in-flight record ignored"),
+                },
+                Ok(None) => {}
+                Err(error) => warn!(%upstream, %error, "cannot read the in-flight record; its archives are built again"),
+            }
+        }
+        keys
+    }
+
+    /// Before dispatching: notes the keys each upstream's jobs will write, so that a build
+    /// stopped half-way is resumed from storage instead of rebuilt.
+    async fn write_inflight<'c>(
+        &self,
+        planned: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+        candidates: impl Iterator<Item = &'c Candidate>,
+    ) {
+        let mut by_upstream: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+        for candidate in candidates {
+            by_upstream.entry(candidate.upstream.as_str()).or_default().push(candidate.target_key());
+        }
+        for (upstream, mut keys) in by_upstream {
+            if !planned.contains_key(upstream) {
+                continue;
+            }
+            keys.sort();
+            self.put_inflight(upstream, keys).await;
+        }
+    }
+
+    /// After a build: the in-flight record keeps only the keys still unanswered.
+    async fn finish_inflight(&self, report: &BuildReport, unanswered: &[Candidate]) {
+        let upstreams: HashSet<&str> = report.tags.iter().map(|t| t.upstream.as_str()).collect();
+        for upstream in upstreams {
+            let mut keys: Vec<String> =
+                unanswered.iter().filter(|c| c.upstream == upstream).map(Candidate::target_key).collect();
+            if keys.is_empty() {
+                if let Err(error) = self.storage.delete(&inflight_key(upstream)).await {
+                    warn!(%upstream, %error, "cannot delete the in-flight record");
+                }
+            } else {
+                keys.sort();
+                self.put_inflight(upstream, keys).await;
+            }
+        }
+    }
+
+    async fn put_inflight(&self, upstream: &str, keys: Vec<String>) {
+        let mut bytes = serde_json::to_vec_pretty(&Inflight { keys }).expect("record serialises");
+        bytes.push(b'\n');
+        if let Err(error) = self.storage.put_replace(&inflight_key(upstream), bytes).await {
+            warn!(%upstream, %error, "cannot write the in-flight record; a stopped build would rebuild its archives");
+        }
+    }
+}
+
+/// Archive keys a build of one upstream is writing (`.farm/inflight/<upstream>.json`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Inflight {
+    keys: Vec<String>,
+}
+
+fn inflight_key(upstream: &str) -> String {
+    let safe: String =
+        upstream.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    format!("{STATE_PREFIX}/inflight/{safe}.json")
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The manifest entry for an archive a stopped build stored: only if it is there, is this
+/// package at this version, and carries exactly the composer.json the plan generated.
+async fn stored_archive_of(storage: &AnyStorage, candidate: &Candidate) -> Option<ManifestEntry> {
+    let key = candidate.target_key();
+    let bytes = storage.get(&key).await.ok()??;
+    let composer = shared::additional::composer_json_of_zip(&bytes).ok()?;
+    let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&candidate.composer_json).ok()?;
+    if composer != expected {
+        warn!(%key, "a stored archive does not carry the planned composer.json; building it again");
+        return None;
+    }
+    use sha1::Digest as _;
+    let stored = StoredArchive {
+        key,
+        size: bytes.len() as u64,
+        sha1: hex::encode(sha1::Sha1::digest(&bytes)),
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+    };
+    Some(manifest_entry(candidate, stored, composer))
 }
 
 /// Runs `attempt` until it succeeds, up to 7 tries over about two minutes (2 s doubling to 32 s).
@@ -451,7 +807,7 @@ async fn record_outcome(
     report: &mut BuildReport,
     candidate: &Candidate,
     outcome: Outcome,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut line = outcome_for(candidate);
     match outcome {
         Outcome::Built { key, size, sha1, sha256, warnings } => {
@@ -463,17 +819,19 @@ async fn record_outcome(
             line.sha1 = Some(sha1);
             line.warnings = warnings;
             report.built.push(line);
+            Ok(true)
         }
         Outcome::Failed { reason } => {
+            let before = manifest.packages.get(&candidate.id()).map(|e| e.key.clone());
             let kept = adopt_published(storage, manifest, candidate).await;
             line.reason = Some(match kept {
                 Some(note) => format!("{reason}; {note}"),
                 None => reason,
             });
             report.failed.push(line);
+            Ok(manifest.packages.get(&candidate.id()).map(|e| e.key.clone()) != before)
         }
     }
-    Ok(())
 }
 
 /// A report line for a candidate, before its outcome is known.
@@ -525,7 +883,7 @@ fn manifest_entry(
 /// own bytes' sha1 so the metadata stays true. Returns a note for the report.
 async fn adopt_published(storage: &impl Storage, manifest: &mut Manifest, candidate: &Candidate) -> Option<String> {
     let key = candidate.target_key();
-    if manifest.contains(&candidate.id()) {
+    if manifest.packages.get(&candidate.id()).is_some_and(|entry| entry.key == key) {
         return None;
     }
     let bytes = storage.get(&key).await.ok()??;
@@ -567,7 +925,7 @@ async fn publish_additional(
     manifest: &mut Manifest,
     report: &mut BuildReport,
     package: AdditionalPackage,
-) {
+) -> bool {
     let mut outcome = PackageOutcome {
         package: package.name.clone(),
         version: package.version.clone(),
@@ -605,10 +963,12 @@ async fn publish_additional(
                 },
             );
             report.built.push(outcome);
+            true
         }
         Err(reason) => {
             outcome.reason = Some(reason);
             report.failed.push(outcome);
+            false
         }
     }
 }
@@ -620,11 +980,11 @@ async fn publish_additional(
 pub async fn publish_metadata(
     storage: &impl Storage,
     base_url: &str,
-    manifest: &Manifest,
+    versions: &[shared::metadata::PublishedVersion],
     prune: bool,
 ) -> anyhow::Result<usize> {
     let previous_names = if prune { listed_names(storage).await? } else { Vec::new() };
-    let files = shared::metadata::render(base_url, &manifest.published_versions());
+    let files = shared::metadata::render(base_url, versions);
     let mut written = 0;
     let mut current_names = std::collections::HashSet::new();
     for file in files {

@@ -26,6 +26,9 @@ pub enum Command {
     Build(CommonArgs),
     /// Show what a build would do (nothing is written).
     Plan(CommonArgs),
+    /// Keep the repository current: poll the upstreams, take webhooks, build what changed, and
+    /// serve health, metrics and status over HTTP until SIGTERM/SIGINT.
+    Serve(ServeArgs),
     /// Check the published repository as a client sees it: packages.json, every p2 file, every
     /// dist URL and its sha1. Exits 1 if anything is wrong.
     Verify(VerifyArgs),
@@ -43,6 +46,17 @@ pub struct VerifyArgs {
     /// Downloads at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration and output, as for `build`.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address to listen on (default: the config's `serve.listen`, else 127.0.0.1:8080).
+    #[arg(long, env = "FARM_LISTEN")]
+    pub listen: Option<String>,
 }
 
 /// Options shared by `build` and `plan`.
@@ -116,7 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let (options, strict) = args.options()?;
             let storage = build::open_storage(&options.config, &options.out).await?;
             let manifest = Manifest::load(&storage).await?;
-            let planned = build::plan_build(&options.config, &manifest).await?;
+            let planned = build::plan_build(&options.config, &manifest, &build::Scope::All).await?;
             for candidate in &planned.to_build {
                 println!(
                     "build {} {} from {} {} ({})",
@@ -139,6 +153,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             eprint!("{}", planned.report.summary());
             storage.cleanup();
             Ok(if planned.report.succeeded(strict) { 0 } else { 1 })
+        }
+        Command::Serve(args) => {
+            let (mut options, _) = args.common.options()?;
+            if let Some(listen) = args.listen {
+                options.config.serve.listen = listen;
+                options.config.validate()?;
+            }
+            crate::serve::run(crate::serve::ServeOptions { config: options.config, out: options.out }).await?;
+            Ok(0)
         }
         Command::Verify(args) => {
             let config =

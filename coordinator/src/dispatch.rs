@@ -23,6 +23,8 @@ pub enum Event {
     Result(BuildResult),
     /// A message was dead-lettered while this build ran.
     DeadLetter(DeadLetter),
+    /// Every job is with the broker (confirmed).
+    Published,
 }
 
 /// A dead-lettered message, as far as it can be read.
@@ -38,13 +40,15 @@ pub struct DeadLetter {
     pub excerpt: String,
 }
 
-/// Runs the jobs on `workers` in-process workers over the in-process queue.
+/// Runs the jobs on `workers` in-process workers over the in-process queue, until all are done
+/// or `done` (then jobs not started are dropped; a job being written finishes in the background).
 pub async fn in_process(
     jobs: Vec<BuildJob>,
     events: mpsc::Sender<Event>,
     cache: Arc<GitCache>,
     storage: Arc<AnyStorage>,
     workers: usize,
+    done: CancellationToken,
 ) -> Result<(), AmqpError> {
     let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
     let pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, cache, storage, workers));
@@ -52,7 +56,17 @@ pub async fn in_process(
         publisher.publish(job);
     }
     drop(publisher);
-    while let Some(result) = results.next().await {
+    loop {
+        let result = tokio::select! {
+            result = results.next() => match result {
+                Some(result) => result,
+                None => break,
+            },
+            () = done.cancelled() => {
+                pool.abort();
+                return Ok(());
+            }
+        };
         match result {
             Ok(result) => {
                 if events.send(Event::Result(result)).await.is_err() {
@@ -185,6 +199,9 @@ async fn session(
             unpublished.drain(..batch);
         }
         info!(jobs = total, queue = %topology.jobs(), "jobs published");
+    }
+    if events.send(Event::Published).await.is_err() {
+        return Ok(());
     }
 
     loop {

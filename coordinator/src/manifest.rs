@@ -1,8 +1,10 @@
 //! The build manifest: every published name@version with its digests and provenance.
 //!
 //! Stored next to the repository (`.farm/manifest.json`). It is what makes builds incremental
-//! (a name@version in the manifest is never built again) and what the metadata is rendered from,
-//! so metadata never names an archive that is not stored.
+//! (a tagged name@version in the manifest is never built again; a `dev-<branch>` version only when
+//! its content digest changed) and what the metadata is rendered from, so metadata never names an
+//! archive that is not stored. It also records, per upstream, the refs of the last complete
+//! build and a fingerprint of the rules, so polling knows when there is something new.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +54,18 @@ pub struct Manifest {
     pub schema: u32,
     /// Entries by `name@version`.
     pub packages: BTreeMap<String, ManifestEntry>,
+    /// Per upstream key: what its last complete build read.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamRecord>,
+}
+
+/// The refs an upstream's last complete build (every package built or unchanged) planned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRecord {
+    /// Fingerprint of the upstream's rules and of this program's version.
+    pub rules: String,
+    /// `refs/tags/<t>` and `refs/heads/<b>` to commit ids.
+    pub refs: BTreeMap<String, String>,
 }
 
 /// The manifest could not be read.
@@ -77,15 +91,20 @@ impl Manifest {
         let key = manifest_key();
         match storage.get(&key).await? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| ManifestError::Corrupt { key, source }),
-            None => Ok(Manifest { schema: 1, packages: BTreeMap::new() }),
+            None => Ok(Manifest { schema: 1, ..Manifest::default() }),
         }
     }
 
-    /// Stores the manifest atomically, after making the archives it names durable.
-    pub async fn save(&self, storage: &impl Storage) -> Result<(), StorageError> {
-        storage.flush().await?;
+    /// The stored form.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serialises");
         bytes.push(b'\n');
+        bytes
+    }
+
+    /// Stores a manifest's bytes atomically, after making the archives it names durable.
+    pub async fn save_bytes(storage: &impl Storage, bytes: Vec<u8>) -> Result<(), StorageError> {
+        storage.flush().await?;
         storage.put_replace(&manifest_key(), bytes).await?;
         storage.flush().await
     }

@@ -47,8 +47,13 @@ pub struct Candidate {
     pub upstream: String,
     /// Resolved git URL.
     pub repo_url: String,
-    /// Tag.
+    /// Tag, or branch for a branch build.
     pub tag: String,
+    /// Built from a development branch (`dev-<branch>`): the version moves, so the archive key
+    /// carries a digest of the content and a changed package gets a new archive.
+    pub branch: bool,
+    /// The archive's storage key.
+    pub key: String,
     /// Commit the tag points to.
     pub commit: Oid,
     /// Tree id of the package folder at the tag.
@@ -65,9 +70,11 @@ impl Candidate {
         format!("{}@{}", self.package, self.version)
     }
 
-    /// The archive's storage key (the reference's layout `<name>-<version>.zip` under `packages/`).
+    /// The archive's storage key: the reference's layout `packages/<name>-<version>.zip` for
+    /// tags; for branches `packages/<name>-<version>-<digest>.zip`, the digest (12 hex digits)
+    /// taken over everything the archive bytes depend on: tree, composer.json and content rules.
     pub fn target_key(&self) -> String {
-        format!("packages/{}-{}.zip", self.package, self.version)
+        self.key.clone()
     }
 }
 
@@ -104,6 +111,46 @@ pub struct UpstreamPlan {
     pub rejections: Vec<Rejection>,
     /// Tags built from, in processing order.
     pub tags: Vec<String>,
+    /// Every ref planned (`refs/tags/<t>`, `refs/heads/<b>`) with its commit: what the build
+    /// records as done, and what polling compares against.
+    pub refs: BTreeMap<String, String>,
+}
+
+/// The refs a build of this upstream reads: selected tags (in `git tag` order) and configured
+/// branches (in config order; a missing branch is rejected).
+pub struct SelectedRefs {
+    /// Tags.
+    pub tags: Vec<TagRef>,
+    /// Branch heads (`name` is the branch).
+    pub branches: Vec<TagRef>,
+}
+
+impl SelectedRefs {
+    /// The refs as `refs/...` name to commit.
+    pub fn map(&self) -> BTreeMap<String, String> {
+        let tags = self.tags.iter().map(|t| (format!("refs/tags/{}", t.name), t.commit.to_string()));
+        let heads = self.branches.iter().map(|b| (format!("refs/heads/{}", b.name), b.commit.to_string()));
+        tags.chain(heads).collect()
+    }
+}
+
+/// Reads the refs an upstream's build would use.
+pub fn select_refs(upstream: &UpstreamConfig, repo: &Repository) -> Result<(SelectedRefs, Vec<Rejection>), GitError> {
+    let mut rejections = Vec::new();
+    let tags = select_tags(upstream, repo, &mut rejections)?;
+    let mut branches = Vec::new();
+    for branch in &upstream.branches {
+        match repo.refname_to_id(&format!("refs/heads/{branch}")) {
+            Ok(commit) => branches.push(TagRef { name: branch.clone(), commit }),
+            Err(_) => rejections.push(Rejection {
+                upstream: upstream.key.clone(),
+                tag: Some(branch.clone()),
+                dir: None,
+                reason: "branch skipped: the upstream has no such branch".to_owned(),
+            }),
+        }
+    }
+    Ok((SelectedRefs { tags, branches }, rejections))
 }
 
 /// Plans one upstream from its synced repository.
@@ -114,25 +161,34 @@ pub fn plan_upstream(
 ) -> Result<UpstreamPlan, GitError> {
     let repo_url = config.resolve_url(&upstream.url);
     let mut plan = UpstreamPlan::default();
-    let tags = select_tags(upstream, repo, &mut plan.rejections)?;
-    plan.tags = tags.iter().map(|t| t.name.clone()).collect();
+    let (refs, rejections) = select_refs(upstream, repo)?;
+    plan.rejections = rejections;
+    plan.tags = refs.tags.iter().map(|t| t.name.clone()).collect();
+    plan.refs = refs.map();
     let no_pins = BTreeMap::new();
+    // Tags first, then branches: their versions (`dev-<branch>`) never meet a tag's.
+    let tags: Vec<(&TagRef, Option<String>)> = refs
+        .tags
+        .iter()
+        .map(|t| (t, None))
+        .chain(refs.branches.iter().map(|b| (b, Some(format!("dev-{}", b.name)))))
+        .collect();
 
     let mut reader =
         Reader { repo, upstream, repo_url: &repo_url, plan: &mut plan, no_pins: &no_pins, trees: HashMap::new() };
     for definition in &upstream.package_dirs {
-        for tag in &tags {
-            reader.package_dir(definition, tag)?;
+        for (tag, forced) in &tags {
+            reader.package_dir(definition, tag, forced.as_deref())?;
         }
     }
     for definition in &upstream.single_packages {
-        for tag in &tags {
-            reader.package(definition, &definition.dir, tag, Precedence::FirstWins)?;
+        for (tag, forced) in &tags {
+            reader.package(definition, &definition.dir, tag, Precedence::FirstWins, forced.as_deref())?;
         }
     }
     for definition in &upstream.metapackage_dirs {
-        for tag in &tags {
-            reader.package(definition, &definition.dir, tag, Precedence::LastWins)?;
+        for (tag, forced) in &tags {
+            reader.package(definition, &definition.dir, tag, Precedence::LastWins, forced.as_deref())?;
         }
     }
     Ok(plan)
@@ -229,7 +285,12 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// One package per immediate, non-hidden subfolder, minus folder excludes.
-    fn package_dir(&mut self, definition: &PackageDefinition, tag: &TagRef) -> Result<(), GitError> {
+    fn package_dir(
+        &mut self,
+        definition: &PackageDefinition,
+        tag: &TagRef,
+        forced_version: Option<&str>,
+    ) -> Result<(), GitError> {
         let root = self.root(tag.commit)?;
         let Some(parent) = git::subtree(self.repo, &root, &definition.dir)? else {
             return self.reject(&tag.name, &definition.dir, "package folder does not exist at this tag".to_owned());
@@ -239,7 +300,7 @@ impl<'a> Reader<'a, '_> {
             let excluded =
                 definition.excludes.iter().any(|e| folder == e.trim_end_matches('/') || folder.starts_with(e.as_str()));
             if !excluded {
-                self.package(definition, &folder, tag, Precedence::FirstWins)?;
+                self.package(definition, &folder, tag, Precedence::FirstWins, forced_version)?;
             }
         }
         Ok(())
@@ -252,6 +313,7 @@ impl<'a> Reader<'a, '_> {
         dir: &str,
         tag: &TagRef,
         precedence: Precedence,
+        forced_version: Option<&str>,
     ) -> Result<(), GitError> {
         let root = self.root(tag.commit)?;
         let Some(tree) = git::subtree(self.repo, &root, dir)? else {
@@ -272,12 +334,16 @@ impl<'a> Reader<'a, '_> {
             // Metapackages fall back to the tag name; folder packages without a version are skipped.
             fallback_version: (precedence == Precedence::LastWins).then_some(tag.name.as_str()),
             transforms: &self.upstream.transforms,
+            forced_version,
         };
         let rewritten = match rules::rewrite(&text, &context) {
             Ok(rewritten) => rewritten,
             Err(error) => return self.reject(&tag.name, dir, error.to_string()),
         };
-        if let Err(reason) = check_key_safe(&rewritten.name, &rewritten.version) {
+        let branch = forced_version.is_some();
+        // A branch name may hold '/', which a key must not; Composer's version keeps it.
+        let key_version = if branch { rewritten.version.replace('/', "-") } else { rewritten.version.clone() };
+        if let Err(reason) = check_key_safe(&rewritten.name, &key_version) {
             return self.reject(&tag.name, dir, reason);
         }
         if let Err(error) = version::composer_normalize(&rewritten.version) {
@@ -296,6 +362,12 @@ impl<'a> Reader<'a, '_> {
             }
             Precedence::LastWins => Content::ComposerJsonOnly,
         };
+        let key = if branch {
+            let digest = content_digest(tree.id(), &rewritten.composer_json, &content);
+            format!("packages/{}-{key_version}-{}.zip", rewritten.name, &digest[..12])
+        } else {
+            format!("packages/{}-{key_version}.zip", rewritten.name)
+        };
         self.plan.candidates.push(Candidate {
             package: rewritten.name,
             version: rewritten.version,
@@ -304,6 +376,8 @@ impl<'a> Reader<'a, '_> {
             upstream: self.upstream.key.clone(),
             repo_url: self.repo_url.to_owned(),
             tag: tag.name.clone(),
+            branch,
+            key,
             commit: tag.commit,
             tree_id: tree.id(),
             content,
@@ -311,6 +385,17 @@ impl<'a> Reader<'a, '_> {
         });
         Ok(())
     }
+}
+
+/// sha1 (hex) over what an archive's bytes are made from: the package tree, the composer.json
+/// and the content rules (folder, excludes, empty folders).
+fn content_digest(tree: Oid, composer_json: &str, content: &Content) -> String {
+    use sha1::Digest as _;
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(tree.as_bytes());
+    hasher.update(composer_json.as_bytes());
+    hasher.update(serde_json::to_vec(content).expect("content serialises"));
+    hex::encode(hasher.finalize())
 }
 
 /// The archive key is built from the name and version; refuse values that would escape the

@@ -25,6 +25,11 @@ pub struct BuildReport {
     pub built: Vec<PackageOutcome>,
     /// name@version already published before this build (nothing done).
     pub unchanged: Vec<String>,
+    /// name@version whose archive a stopped build had stored without recording it: checked and
+    /// recorded, not built again.
+    pub resumed: Vec<String>,
+    /// What started the build (`command line`, `poll`, `github push ...`).
+    pub trigger: String,
     /// Packages that should have been built but were not.
     pub failed: Vec<PackageOutcome>,
     /// name@version not built from git because a prebuilt archive provides it.
@@ -130,10 +135,11 @@ impl BuildReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "build {}: {} built, {} already published, {} provided by additional packages, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {}, {} workers)",
+            "build {}: {} built, {} already published, {} resumed, {} provided by additional packages, {} failed, {} repositories failed, {} upstream inputs rejected ({:.1}s, {}, {} workers)",
             self.build_id,
             self.built.len(),
             self.unchanged.len(),
+            self.resumed.len(),
             self.provided.len(),
             self.failed.len(),
             self.repository_failures.len(),

@@ -48,6 +48,96 @@ pub struct FarmConfig {
     /// Upstream git repositories in build order (the order decides precedence, spec 4.6).
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
+    /// The always-on coordinator (`coordinator serve`): HTTP endpoint, polling, webhooks.
+    #[serde(default)]
+    pub serve: ServeConfig,
+}
+
+/// A secret from the configuration; never printed (`Debug` shows `[redacted]`).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's bytes, for comparing and signing only.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `coordinator serve` (`[serve]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address of the HTTP endpoint (webhooks, health, metrics, status).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// How often every upstream is fetched to look for new tags and moved branches; `0s` turns
+    /// polling off (webhooks only).
+    #[serde(default = "default_poll_interval", with = "duration")]
+    pub poll_interval: Duration,
+    /// Triggers of one upstream within this window after the first give one build.
+    #[serde(default = "default_coalesce", with = "duration")]
+    pub coalesce: Duration,
+    /// On SIGTERM, how long running builds may still wait for results before they record what
+    /// they have and stop (jobs left in the queue are picked up after a restart).
+    #[serde(default = "default_shutdown_grace", with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Largest webhook body accepted, in bytes (larger: 413).
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// Secret of GitHub webhooks (`X-Hub-Signature-256`); absent turns `/hooks/github` off.
+    #[serde(default)]
+    pub github_secret: Option<Secret>,
+    /// Secret token of GitLab webhooks (`X-Gitlab-Token`); absent turns `/hooks/gitlab` off.
+    #[serde(default)]
+    pub gitlab_token: Option<Secret>,
+    /// Bearer token of `/hooks/trigger`; absent turns it off.
+    #[serde(default)]
+    pub trigger_token: Option<Secret>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: default_listen(),
+            poll_interval: default_poll_interval(),
+            coalesce: default_coalesce(),
+            shutdown_grace: default_shutdown_grace(),
+            max_body: default_max_body(),
+            github_secret: None,
+            gitlab_token: None,
+            trigger_token: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_coalesce() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_max_body() -> usize {
+    5 * 1024 * 1024
 }
 
 /// What a `worker` process reads: the same file (or environment) as the coordinator, but only
@@ -362,6 +452,30 @@ pub struct UpstreamConfig {
     /// composer.json adjustments (the reference's `transform` functions, as data).
     #[serde(default)]
     pub transforms: Vec<Transform>,
+    /// Development branches built as `dev-<branch>` versions (published in the `~dev` metadata
+    /// files; each content change gets a new archive).
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// Repository names (`owner/name`, as webhooks send them) that trigger this upstream;
+    /// default: the last two path segments of `url` without `.git`.
+    #[serde(default)]
+    pub webhook_names: Vec<String>,
+}
+
+impl UpstreamConfig {
+    /// The names a webhook may give this upstream's repository (lower case).
+    pub fn hook_names(&self) -> Vec<String> {
+        if !self.webhook_names.is_empty() {
+            return self.webhook_names.iter().map(|n| n.trim_matches('/').to_lowercase()).collect();
+        }
+        let path = self.url.trim_end_matches('/').trim_end_matches(".git");
+        // `git@host:owner/name` and `https://host/owner/name` alike.
+        let segments: Vec<&str> = path.rsplit(['/', ':']).take(2).collect();
+        match segments.as_slice() {
+            [name, owner] if !name.is_empty() && !owner.is_empty() => vec![format!("{owner}/{name}").to_lowercase()],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// `FARM_<SECTION>__<KEY>` variables override file values. Only names with `__` are taken, so
@@ -490,10 +604,19 @@ impl FarmConfig {
             queue.validate()?;
         }
         self.storage.validate()?;
+        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(format!("serve.listen must be an address like 127.0.0.1:8080, got '{}'", self.serve.listen));
+        }
         let mut keys = std::collections::HashSet::new();
         for upstream in &self.upstreams {
             if !keys.insert(upstream.key.as_str()) {
                 return invalid(format!("upstream key '{}' is used twice", upstream.key));
+            }
+            for branch in &upstream.branches {
+                if git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+                    continue;
+                }
+                return invalid(format!("upstream '{}': '{branch}' is not a valid branch name", upstream.key));
             }
             if let Some(from) = &upstream.from_tag {
                 crate::version::validate(from)

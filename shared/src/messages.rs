@@ -88,6 +88,13 @@ pub struct BuildResult {
     pub build_id: BuildId,
     /// The outcome.
     pub outcome: Outcome,
+    /// Deliveries it took (1: no retry). Added in place (older senders omit it: 1).
+    #[serde(default = "first_attempt")]
+    pub attempts: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// The outcome of a job.
@@ -206,6 +213,7 @@ mod tests {
             job_id: JobId("j1".into()),
             build_id: BuildId("b1".into()),
             outcome: Outcome::Failed { reason: "boom".into() },
+            attempts: 2,
         };
         assert_eq!(BuildResult::decode(&result.encode()).unwrap(), result);
     }

@@ -109,6 +109,11 @@ fn version_object(base: &str, version: &PublishedVersion) -> Map<String, Value> 
     dist.insert("type".to_owned(), Value::String("zip".to_owned()));
     dist.insert("url".to_owned(), Value::String(format!("{base}/{}", version.key)));
     dist.insert("shasum".to_owned(), Value::String(version.sha1.clone()));
+    // A dev version's archive changes under the same version: the reference (here the archive's
+    // sha1) is how Composer tells that an installed or locked dev package is out of date.
+    if is_dev(&version.version) {
+        dist.insert("reference".to_owned(), Value::String(version.sha1.clone()));
+    }
     object.insert("dist".to_owned(), Value::Object(dist));
     object
 }
@@ -210,6 +215,7 @@ mod tests {
         assert!(!expanded[0].contains_key("homepage"));
         let dev: Value = serde_json::from_slice(&files[1].bytes).unwrap();
         assert_eq!(dev["packages"]["acme/a"][0]["version"], "dev-main");
+        assert!(dev["packages"]["acme/a"][0]["dist"]["reference"].is_string());
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct RuleContext<'a> {
     pub fallback_version: Option<&'a str>,
     /// Configured transforms of the upstream.
     pub transforms: &'a [Transform],
+    /// The version every package gets, ahead of pins and the file's own (branch builds:
+    /// `dev-<branch>`).
+    pub forced_version: Option<&'a str>,
 }
 
 /// A package's identity and its generated composer.json.
@@ -87,8 +90,9 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
         _ => return Err(RuleError::NameMissing),
     };
-    let version_value = match context.pins.get(&name).filter(|v| !v.is_empty()) {
-        Some(pinned) => Value::String(pinned.clone()),
+    let forced = context.forced_version.map(|v| Value::String(v.to_owned()));
+    let version_value = match forced.or_else(|| context.pins.get(&name).filter(|v| !v.is_empty()).cloned().map(Value::String)) {
+        Some(chosen) => chosen,
         None => match config.get("version") {
             Some(value) if js_truthy(value) => value.clone(),
             _ => match context.fallback_version {
@@ -272,7 +276,7 @@ mod tests {
         transforms: &'a [Transform],
         fallback: Option<&'a str>,
     ) -> RuleContext<'a> {
-        RuleContext { vendor: "magento", pins, fallback_version: fallback, transforms }
+        RuleContext { vendor: "magento", pins, fallback_version: fallback, transforms, forced_version: None }
     }
 
     #[test]
@@ -353,14 +357,14 @@ mod tests {
         let pins = BTreeMap::new();
         let text = r#"{"name":"acme/module-x","version":"1"}"#;
         assert!(!rewrite(text, &context(&pins, &transforms, None)).unwrap().composer_json.contains("hit"));
-        let ctx = RuleContext { vendor: "acme", pins: &pins, fallback_version: None, transforms: &transforms };
+        let ctx = RuleContext { vendor: "acme", pins: &pins, fallback_version: None, transforms: &transforms, forced_version: None };
         assert!(rewrite(text, &ctx).unwrap().composer_json.contains("hit"));
     }
 
     #[test]
     fn vendor_rename_keeps_unbuilt_magento_names() {
         let pins = BTreeMap::from([("mage-os/framework".to_owned(), "1.0.0".to_owned())]);
-        let ctx = RuleContext { vendor: "mage-os", pins: &pins, fallback_version: None, transforms: &[] };
+        let ctx = RuleContext { vendor: "mage-os", pins: &pins, fallback_version: None, transforms: &[], forced_version: None };
         let text =
             r#"{"name":"magento/module-a","version":"1","require":{"magento/framework":"*","magento/zend-db":"*"}}"#;
         let out = rewrite(text, &ctx).unwrap();

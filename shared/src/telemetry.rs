@@ -1,13 +1,41 @@
-//! Tracing setup shared by both binaries: human-readable lines on stderr, filtered by `RUST_LOG`;
-//! and errors written out with their causes.
+//! Tracing setup shared by both binaries: log lines on stderr, filtered by `RUST_LOG`, as JSON
+//! when stderr is not a terminal (log collectors) and as text on a terminal; and errors written
+//! out with their causes.
+
+use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, with the fields of the enclosing spans (build and job ids).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+impl LogFormat {
+    /// `FARM_LOG_FORMAT` (`json` or `text`) if set, else JSON unless stderr is a terminal.
+    pub fn from_environment() -> LogFormat {
+        match std::env::var("FARM_LOG_FORMAT").as_deref() {
+            Ok("json") => LogFormat::Json,
+            Ok("text") => LogFormat::Text,
+            _ if std::io::stderr().is_terminal() => LogFormat::Text,
+            _ => LogFormat::Json,
+        }
+    }
+}
 
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
 pub fn init(default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = match LogFormat::from_environment() {
+        // Every span's fields on every line: a job's log line carries its build and job ids.
+        LogFormat::Json => builder.json().with_current_span(false).with_span_list(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 /// The error and its sources on one line (the HTTP clients' top-level messages alone, such as

@@ -231,8 +231,10 @@ async fn handle(
             job_id: result.job_id,
             build_id: result.build_id,
             outcome: Outcome::Failed { reason: format!("dead-lettered to {}: {reason}", topology.dead()) },
+            attempts: attempt,
         };
     }
+    result.attempts = attempt;
     match delivery.properties.reply_to().as_ref() {
         Some(reply_to) => {
             amqp::publish_confirmed(channel, "", reply_to.as_str(), &result.encode(), amqp::result_properties(&result))

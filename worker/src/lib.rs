@@ -118,7 +118,7 @@ pub async fn execute<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: Bui
 
 /// [`execute`], also saying whether a failure may pass on another try.
 pub async fn execute_classified<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: BuildJob) -> Executed {
-    let span = info_span!("job", job_id = %job.job_id.0, package = %job.package, version = %job.version);
+    let span = info_span!("job", build_id = %job.build_id.0, job_id = %job.job_id.0, package = %job.package, version = %job.version);
     let (outcome, transient) = async {
         match run_job(&cache, storage.as_ref(), &job).await {
             Ok(outcome) => (outcome, false),
@@ -131,7 +131,13 @@ pub async fn execute_classified<S: Storage>(cache: Arc<GitCache>, storage: Arc<S
     .instrument(span)
     .await;
     Executed {
-        result: BuildResult { schema: SCHEMA_VERSION, job_id: job.job_id, build_id: job.build_id, outcome },
+        result: BuildResult {
+            schema: SCHEMA_VERSION,
+            job_id: job.job_id,
+            build_id: job.build_id,
+            outcome,
+            attempts: job.attempt,
+        },
         transient,
     }
 }

@@ -15,7 +15,7 @@ use crate::{Farm, Options, expect_exit, stored_report};
 fn unfinished_jobs(process: &Process) -> BTreeSet<String> {
     let mut state: BTreeMap<String, bool> = BTreeMap::new();
     for line in process.lines() {
-        let Some(id) = line.split("job_id=").nth(1).and_then(|rest| rest.split_whitespace().next()) else {
+        let Some(id) = job_id_of(&line) else {
             continue;
         };
         if line.contains("job started") {
@@ -25,6 +25,14 @@ fn unfinished_jobs(process: &Process) -> BTreeSet<String> {
         }
     }
     state.into_iter().filter(|(_, done)| !done).map(|(id, _)| id).collect()
+}
+
+/// The `job_id` field of a log line (JSON when logs go to a pipe; `job_id=` in text).
+fn job_id_of(line: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(value) => value["fields"]["job_id"].as_str().map(str::to_owned),
+        Err(_) => line.split("job_id=").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned),
+    }
 }
 
 fn assert_complete(farm: &Farm) {
@@ -56,7 +64,7 @@ fn workers_killed_mid_job_lose_nothing() {
         .iter()
         .flat_map(|s| s.lines())
         .filter(|l| l.contains("job done"))
-        .filter_map(|l| l.split("job_id=").nth(1).map(|r| r.split_whitespace().next().unwrap_or("").to_owned()))
+        .filter_map(|l| job_id_of(&l))
         .collect();
     let redone: Vec<&String> = interrupted.iter().filter(|id| finished.contains(*id)).collect();
     assert!(!redone.is_empty(), "interrupted jobs {interrupted:?} were not redelivered");

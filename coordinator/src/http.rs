@@ -1,0 +1,310 @@
+//! The HTTP endpoint of `coordinator serve` (axum): webhooks (`/hooks/github`, `/hooks/gitlab`,
+//! `/hooks/trigger`), health (`/healthz`, `/readyz`), `/metrics`, and the status (`/status` as
+//! JSON, `/` as an HTML page).
+//!
+//! A webhook is checked in this order: body size (413), content type (415), authenticity (401),
+//! replay (409), payload (400); then it is accepted (202) or ignored with the reason (202).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::build::Farm;
+use crate::hooks::{self, Decision};
+use crate::metrics::{HookLabels, Metrics};
+use crate::serve::Triggers;
+use crate::status::{StatusBoard, render_html};
+
+/// Deliveries remembered for replay detection.
+const REMEMBERED_DELIVERIES: usize = 10_000;
+
+/// What the handlers share.
+pub struct AppState {
+    /// Storage, lock and manifest.
+    pub farm: Arc<Farm>,
+    /// What every upstream is doing.
+    pub status: Arc<StatusBoard>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where triggers go.
+    pub triggers: Triggers,
+    /// Cancelled on shutdown (then `/readyz` answers 503).
+    pub stopping: CancellationToken,
+    /// Delivery ids and body digests already accepted.
+    seen: quick_cache::sync::Cache<String, ()>,
+}
+
+impl AppState {
+    /// Shared state of the handlers.
+    pub fn new(
+        farm: Arc<Farm>,
+        status: Arc<StatusBoard>,
+        metrics: Arc<Metrics>,
+        triggers: Triggers,
+        stopping: CancellationToken,
+    ) -> AppState {
+        AppState { farm, status, metrics, triggers, stopping, seen: quick_cache::sync::Cache::new(REMEMBERED_DELIVERIES) }
+    }
+}
+
+/// The routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.farm.config().serve.max_body;
+    Router::new()
+        .route("/", get(status_page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .route("/hooks/github", post(github))
+        .route("/hooks/gitlab", post(gitlab))
+        .route("/hooks/trigger", post(trigger))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    if app.stopping.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else if !app.farm.lock_held() {
+        (StatusCode::SERVICE_UNAVAILABLE, "the storage lock was lost\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn status(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Browsers ask for HTML first; everything else gets JSON.
+    if accept.starts_with("text/html") {
+        return Html(render_html(&app.status.snapshot())).into_response();
+    }
+    axum::Json(app.status.snapshot()).into_response()
+}
+
+async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
+    Html(render_html(&app.status.snapshot()))
+}
+
+/// A webhook answer, counted in the metrics.
+fn answer(app: &AppState, source: &str, status: StatusCode, body: serde_json::Value) -> Response {
+    app.metrics.webhooks.get_or_create(&HookLabels { source: source.to_owned(), status: status.as_u16() }).inc();
+    (status, axum::Json(body)).into_response()
+}
+
+fn refuse(app: &AppState, source: &str, status: StatusCode, reason: &str) -> Response {
+    // Never the secret, the signature or the headers: only what was wrong.
+    warn!(source, status = status.as_u16(), reason, "webhook refused");
+    answer(app, source, status, json!({ "status": "refused", "reason": reason }))
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The checks every hook shares up to authenticity: the body arrived within the limit (413)
+/// and is JSON (415).
+fn read_body(
+    app: &AppState,
+    source: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    allow_empty: bool,
+) -> Result<Bytes, Box<Response>> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        Box::new(refuse(app, source, status, &rejection.body_text()))
+    })?;
+    if allow_empty && body.is_empty() {
+        return Ok(body);
+    }
+    let content_type = header_str(headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" {
+        return Err(Box::new(refuse(
+            app,
+            source,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json (GitHub: set the webhook's content type to application/json)",
+        )));
+    }
+    Ok(body)
+}
+
+/// Replay check: a delivery id or an identical body seen before is refused (409). Both are
+/// remembered only once a request was accepted or ignored, so a delivery that failed may be
+/// redelivered.
+fn replayed(app: &AppState, delivery: Option<&str>, body: &[u8]) -> Option<Vec<String>> {
+    use sha2::Digest as _;
+    let mut keys = vec![format!("body:{}", hex::encode(sha2::Sha256::digest(body)))];
+    if let Some(delivery) = delivery.filter(|d| !d.is_empty()) {
+        keys.push(format!("delivery:{delivery}"));
+    }
+    if keys.iter().any(|key| app.seen.get(key).is_some()) { None } else { Some(keys) }
+}
+
+fn remember(app: &AppState, keys: Vec<String>) {
+    for key in keys {
+        app.seen.insert(key, ());
+    }
+}
+
+/// Sends the push on, or says why not.
+fn dispatch_push(app: &AppState, source: &str, push: hooks::Push, delivery: &str, keys: Vec<String>) -> Response {
+    remember(app, keys);
+    match hooks::decide(&app.farm.config().upstreams, &push) {
+        Decision::Ignore(reason) => {
+            info!(source, delivery, repository = %push.repository, git_ref = %push.git_ref, %reason, "webhook ignored");
+            answer(app, source, StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }))
+        }
+        Decision::Build(upstreams) => {
+            let trigger = format!("{source} push {} {}", push.git_ref, short(&push.after));
+            for upstream in &upstreams {
+                app.triggers.send(upstream, &trigger);
+            }
+            info!(source, delivery, repository = %push.repository, git_ref = %push.git_ref, ?upstreams, "webhook accepted");
+            answer(app, source, StatusCode::ACCEPTED, json!({ "status": "accepted", "upstreams": upstreams }))
+        }
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+async fn github(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const SOURCE: &str = "github";
+    let body = match read_body(&app, SOURCE, &headers, body, false) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let Some(secret) = &app.farm.config().serve.github_secret else {
+        return refuse(&app, SOURCE, StatusCode::NOT_FOUND, "GitHub webhooks are not enabled (serve.github_secret)");
+    };
+    if let Err(error) = hooks::verify_github(secret, header_str(&headers, "x-hub-signature-256"), &body) {
+        return refuse(&app, SOURCE, StatusCode::UNAUTHORIZED, &error.to_string());
+    }
+    let delivery = header_str(&headers, "x-github-delivery").unwrap_or("");
+    let Some(keys) = replayed(&app, Some(delivery), &body) else {
+        return refuse(&app, SOURCE, StatusCode::CONFLICT, "this delivery was already received");
+    };
+    match header_str(&headers, "x-github-event").unwrap_or("") {
+        "ping" => {
+            remember(&app, keys);
+            info!(delivery, "GitHub ping");
+            answer(&app, SOURCE, StatusCode::OK, json!({ "status": "pong" }))
+        }
+        "push" => match hooks::github_push(&body) {
+            Ok(push) => dispatch_push(&app, SOURCE, push, delivery, keys),
+            Err(error) => refuse(&app, SOURCE, StatusCode::BAD_REQUEST, &format!("not a push payload: {error}")),
+        },
+        other => {
+            remember(&app, keys);
+            let reason = format!("event '{other}' is not handled (only push and ping)");
+            answer(&app, SOURCE, StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }))
+        }
+    }
+}
+
+async fn gitlab(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const SOURCE: &str = "gitlab";
+    let body = match read_body(&app, SOURCE, &headers, body, false) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let Some(secret) = &app.farm.config().serve.gitlab_token else {
+        return refuse(&app, SOURCE, StatusCode::NOT_FOUND, "GitLab webhooks are not enabled (serve.gitlab_token)");
+    };
+    if let Err(error) = hooks::verify_token(secret, header_str(&headers, "x-gitlab-token"), "X-Gitlab-Token") {
+        return refuse(&app, SOURCE, StatusCode::UNAUTHORIZED, &error.to_string());
+    }
+    let delivery = header_str(&headers, "x-gitlab-event-uuid")
+        .or_else(|| header_str(&headers, "idempotency-key"))
+        .unwrap_or("");
+    let Some(keys) = replayed(&app, Some(delivery), &body) else {
+        return refuse(&app, SOURCE, StatusCode::CONFLICT, "this delivery was already received");
+    };
+    match header_str(&headers, "x-gitlab-event").unwrap_or("") {
+        "Push Hook" | "Tag Push Hook" => match hooks::gitlab_push(&body) {
+            Ok(push) => dispatch_push(&app, SOURCE, push, delivery, keys),
+            Err(error) => refuse(&app, SOURCE, StatusCode::BAD_REQUEST, &format!("not a push payload: {error}")),
+        },
+        other => {
+            remember(&app, keys);
+            let reason = format!("event '{other}' is not handled (only Push Hook and Tag Push Hook)");
+            answer(&app, SOURCE, StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }))
+        }
+    }
+}
+
+/// Body of `/hooks/trigger`: `{"upstream": "<key>"}`; empty or without `upstream`: every upstream.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerRequest {
+    #[serde(default)]
+    upstream: Option<String>,
+}
+
+async fn trigger(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const SOURCE: &str = "trigger";
+    let body = match read_body(&app, SOURCE, &headers, body, true) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let Some(secret) = &app.farm.config().serve.trigger_token else {
+        return refuse(&app, SOURCE, StatusCode::NOT_FOUND, "the trigger is not enabled (serve.trigger_token)");
+    };
+    if let Err(error) = hooks::verify_bearer(secret, header_str(&headers, header::AUTHORIZATION.as_str())) {
+        return refuse(&app, SOURCE, StatusCode::UNAUTHORIZED, &error.to_string());
+    }
+    let request: TriggerRequest = if body.is_empty() {
+        TriggerRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => return refuse(&app, SOURCE, StatusCode::BAD_REQUEST, &format!("bad request body: {error}")),
+        }
+    };
+    let upstreams: Vec<String> = match request.upstream {
+        // A script names what it wants: a name that does not exist is its mistake (404).
+        Some(key) if !app.farm.config().upstreams.iter().any(|u| u.key == key) => {
+            return refuse(&app, SOURCE, StatusCode::NOT_FOUND, &format!("no upstream '{key}' is configured"));
+        }
+        Some(key) => vec![key],
+        None => app.farm.config().upstreams.iter().map(|u| u.key.clone()).collect(),
+    };
+    for upstream in &upstreams {
+        app.triggers.send(upstream, "trigger");
+    }
+    info!(?upstreams, "build triggered");
+    answer(&app, SOURCE, StatusCode::ACCEPTED, json!({ "status": "accepted", "upstreams": upstreams }))
+}
