@@ -575,7 +575,10 @@ impl Farm {
         if !pending.is_empty() {
             warn!(missing = pending.len(), reason = %missing_reason, "results missing");
             self.metrics.jobs_pending.dec_by(pending.len() as i64);
-            self.metrics.jobs_failed.inc_by(pending.len() as u64);
+            // Jobs cut off by a shutdown are not failures: the next start finishes them.
+            if !stopped {
+                self.metrics.jobs_failed.inc_by(pending.len() as u64);
+            }
         }
         let unanswered: Vec<Candidate> = pending.into_values().collect();
         for candidate in &unanswered {

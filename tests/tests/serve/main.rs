@@ -4,7 +4,7 @@
 
 mod distributed;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -474,7 +474,28 @@ fn a_restarted_coordinator_resumes_without_rebuilding() {
     assert_eq!(std::fs::read(fresh.join("packages.json")).unwrap(), std::fs::read(served.out.join("packages.json")).unwrap());
 }
 
-/// Paths used by the distributed module.
-fn repo_path(dir: &Path) -> PathBuf {
-    dir.join("git/acme/upstream.git")
+#[test]
+fn a_killed_coordinator_resumes_from_the_stored_archives() {
+    let settings = Settings { modules: 40, filler: 1_500_000, workers: 1, ..Settings::default() };
+    let mut served = Served::new(settings);
+    served.start();
+    assert!(served.process().wait_for("/80 done", 10, Duration::from_secs(120)), "no progress");
+    // No chance to save anything: the manifest is saved every 100 results, so it has none.
+    served.process().kill();
+    served.process = None;
+    let stored = served.archives();
+    assert!(stored.len() >= 10 && stored.len() < 80, "{} stored", stored.len());
+    assert!(served.out.join(".farm/inflight/acme.json").is_file(), "no in-flight record");
+
+    served.start();
+    served.wait_builds(1);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(served.out.join(".farm/report.json")).unwrap()).unwrap();
+    // Everything stored before the kill is checked and recorded, not built again.
+    assert_eq!(report["resumed"].as_array().unwrap().len(), stored.len(), "{report:#}");
+    assert_eq!(report["built"].as_array().unwrap().len(), 80 - stored.len(), "{report:#}");
+    assert!(report["failed"].as_array().unwrap().is_empty(), "{report:#}");
+    assert_eq!(served.archives().len(), 80);
+    assert_eq!(served.manifest()["packages"].as_object().unwrap().len(), 80);
+    assert_eq!(served.stop(), 0);
 }
