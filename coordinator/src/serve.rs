@@ -169,7 +169,24 @@ impl Scheduler {
             let result = self.farm.build(Scope::Upstream(self.upstream.clone()), &trigger, false).await;
             let summary = match result {
                 Ok(report) => {
-                    eprint!("{}", report.summary());
+                    // One log line per fact (JSON-friendly), not the multi-line summary.
+                    for failed in &report.failed {
+                        let reason = failed.reason.as_deref().unwrap_or("unknown");
+                        warn!(build_id = %report.build_id, package = %failed.package, version = %failed.version, reason, "package failed");
+                    }
+                    for failure in &report.repository_failures {
+                        warn!(build_id = %report.build_id, upstream = %failure.upstream, reason = %failure.reason, "upstream failed");
+                    }
+                    info!(
+                        build_id = %report.build_id,
+                        upstream = %self.upstream,
+                        built = report.built.len(),
+                        unchanged = report.unchanged.len(),
+                        resumed = report.resumed.len(),
+                        failed = report.failed.len(),
+                        rejected = report.rejected.len(),
+                        "build report"
+                    );
                     BuildSummary::of(&report, &self.upstream, &trigger)
                 }
                 Err(error) => {

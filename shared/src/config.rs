@@ -841,4 +841,17 @@ actions = [
         let config = FarmConfig::load(&path).unwrap();
         assert_eq!(config.upstreams.len(), 3);
     }
+
+    #[test]
+    fn webhook_names_default_to_the_url_path() {
+        let upstream = |url: &str, names: &str| -> UpstreamConfig {
+            toml::from_str(&format!("key = \"k\"\nurl = \"{url}\"\n{names}")).unwrap()
+        };
+        assert_eq!(upstream("https://github.com/mage-os/mirror-magento2.git", "").hook_names(), ["mage-os/mirror-magento2"]);
+        assert_eq!(upstream("git@github.com:Mage-OS/Inventory.git", "").hook_names(), ["mage-os/inventory"]);
+        assert_eq!(upstream("/srv/git/acme/upstream.git/", "").hook_names(), ["acme/upstream"]);
+        assert_eq!(upstream("/x", "webhook_names = [\"Group/Sub/Repo\"]").hook_names(), ["group/sub/repo"]);
+        let secret = Secret::from("s3cr3t");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+    }
 }

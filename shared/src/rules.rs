@@ -375,4 +375,22 @@ mod tests {
             r#"{"mage-os/framework":"1.0.0","magento/zend-db":"*"}"#
         );
     }
+
+    #[test]
+    fn a_forced_version_wins_over_pins_and_the_file() {
+        let mut pins = BTreeMap::new();
+        pins.insert("acme/a".to_owned(), "9.9.9".to_owned());
+        let ctx = RuleContext {
+            vendor: "magento",
+            pins: &pins,
+            fallback_version: None,
+            transforms: &[],
+            forced_version: Some("dev-main"),
+        };
+        let rewritten = rewrite(r#"{"name": "acme/a", "version": "1.0.0"}"#, &ctx).unwrap();
+        assert_eq!(rewritten.version, "dev-main");
+        assert!(rewritten.composer_json.contains(r#""version": "dev-main""#), "{}", rewritten.composer_json);
+        // A package without a version of its own still gets one on a branch.
+        assert_eq!(rewrite(r#"{"name": "acme/b"}"#, &ctx).unwrap().version, "dev-main");
+    }
 }
