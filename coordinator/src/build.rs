@@ -257,7 +257,8 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
 pub struct Farm {
     config: FarmConfig,
     storage: Arc<AnyStorage>,
-    lock: Option<crate::lock::StorageLock>,
+    /// Taken out when the farm closes.
+    lock: std::sync::Mutex<Option<crate::lock::StorageLock>>,
     manifest: tokio::sync::Mutex<Manifest>,
     /// Serialises manifest saves and metadata publishing.
     writes: tokio::sync::Mutex<()>,
@@ -300,7 +301,7 @@ impl Farm {
             writes: tokio::sync::Mutex::new(()),
             config,
             storage,
-            lock,
+            lock: std::sync::Mutex::new(lock),
             metrics,
             stopping,
             grace,
@@ -308,12 +309,19 @@ impl Farm {
         })
     }
 
-    /// Releases the bucket's lock.
-    pub async fn close(self) {
-        if let Some(lock) = self.lock {
+    /// Releases the bucket's lock (later writes fail) and removes temporary files. (The local
+    /// folder's lock goes when the last handle of the storage is dropped.)
+    pub async fn close(&self) {
+        let lock = self.lock.lock().expect("lock slot").take();
+        if let Some(lock) = lock {
             lock.release().await;
         }
         self.storage.cleanup();
+    }
+
+    /// Whether the bucket is still ours (no lock: a local folder, locked by the storage itself).
+    fn lock_check(&self) -> Result<(), shared::storage::StorageError> {
+        self.lock.lock().expect("lock slot").as_ref().map_or(Ok(()), |lock| lock.check())
     }
 
     /// The configuration.
@@ -323,7 +331,7 @@ impl Farm {
 
     /// Whether the bucket is still ours (always, for a local folder).
     pub fn lock_held(&self) -> bool {
-        self.lock.as_ref().is_none_or(|lock| lock.check().is_ok())
+        self.lock_check().is_ok()
     }
 
     /// What the manifest records of an upstream's last complete build.
@@ -332,7 +340,7 @@ impl Farm {
     }
 
     fn still_ours(&self) -> anyhow::Result<()> {
-        self.lock.as_ref().map_or(Ok(()), |lock| lock.check().map_err(anyhow::Error::from))
+        self.lock_check().map_err(anyhow::Error::from)
     }
 
     fn next_build_id(&self) -> BuildId {

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::build::Farm;
 use crate::hooks::{self, Decision};
+use shared::config::Secret;
 use crate::metrics::{HookLabels, Metrics};
 use crate::serve::Triggers;
 use crate::status::{StatusBoard, render_html};
@@ -189,76 +190,82 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
-async fn github(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    const SOURCE: &str = "github";
-    let body = match read_body(&app, SOURCE, &headers, body, false) {
-        Ok(body) => body,
-        Err(response) => return *response,
-    };
-    let Some(secret) = &app.farm.config().serve.github_secret else {
-        return refuse(&app, SOURCE, StatusCode::NOT_FOUND, "GitHub webhooks are not enabled (serve.github_secret)");
-    };
-    if let Err(error) = hooks::verify_github(secret, header_str(&headers, "x-hub-signature-256"), &body) {
-        return refuse(&app, SOURCE, StatusCode::UNAUTHORIZED, &error.to_string());
-    }
-    let delivery = header_str(&headers, "x-github-delivery").unwrap_or("");
-    let Some(keys) = replayed(&app, Some(delivery), &body) else {
-        return refuse(&app, SOURCE, StatusCode::CONFLICT, "this delivery was already received");
-    };
-    match header_str(&headers, "x-github-event").unwrap_or("") {
-        "ping" => {
-            remember(&app, keys);
-            info!(delivery, "GitHub ping");
-            answer(&app, SOURCE, StatusCode::OK, json!({ "status": "pong" }))
-        }
-        "push" => match hooks::github_push(&body) {
-            Ok(push) => dispatch_push(&app, SOURCE, push, delivery, keys),
-            Err(error) => refuse(&app, SOURCE, StatusCode::BAD_REQUEST, &format!("not a push payload: {error}")),
-        },
-        other => {
-            remember(&app, keys);
-            let reason = format!("event '{other}' is not handled (only push and ping)");
-            answer(&app, SOURCE, StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }))
-        }
-    }
+/// What differs between the forges' push hooks.
+struct Forge {
+    source: &'static str,
+    secret: fn(&shared::config::ServeConfig) -> Option<&Secret>,
+    disabled: &'static str,
+    verify: fn(&Secret, &HeaderMap, &[u8]) -> Result<(), hooks::AuthError>,
+    delivery_headers: &'static [&'static str],
+    event_header: &'static str,
+    push_events: &'static [&'static str],
+    ping_event: Option<&'static str>,
+    parse: fn(&[u8]) -> Result<hooks::Push, serde_json::Error>,
 }
 
-async fn gitlab(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    const SOURCE: &str = "gitlab";
-    let body = match read_body(&app, SOURCE, &headers, body, false) {
+const GITHUB: Forge = Forge {
+    source: "github",
+    secret: |serve| serve.github_secret.as_ref(),
+    disabled: "GitHub webhooks are not enabled (serve.github_secret)",
+    verify: |secret, headers, body| hooks::verify_github(secret, header_str(headers, "x-hub-signature-256"), body),
+    delivery_headers: &["x-github-delivery"],
+    event_header: "x-github-event",
+    push_events: &["push"],
+    ping_event: Some("ping"),
+    parse: hooks::github_push,
+};
+
+const GITLAB: Forge = Forge {
+    source: "gitlab",
+    secret: |serve| serve.gitlab_token.as_ref(),
+    disabled: "GitLab webhooks are not enabled (serve.gitlab_token)",
+    verify: |secret, headers, _| hooks::verify_token(secret, header_str(headers, "x-gitlab-token"), "X-Gitlab-Token"),
+    delivery_headers: &["x-gitlab-event-uuid", "idempotency-key"],
+    event_header: "x-gitlab-event",
+    push_events: &["Push Hook", "Tag Push Hook"],
+    ping_event: None,
+    parse: hooks::gitlab_push,
+};
+
+async fn github(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    forge_hook(&app, &GITHUB, &headers, body)
+}
+
+async fn gitlab(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    forge_hook(&app, &GITLAB, &headers, body)
+}
+
+/// A forge's push hook: body, content type, authenticity, replay, event, payload.
+fn forge_hook(app: &AppState, forge: &Forge, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let source = forge.source;
+    let body = match read_body(app, source, headers, body, false) {
         Ok(body) => body,
         Err(response) => return *response,
     };
-    let Some(secret) = &app.farm.config().serve.gitlab_token else {
-        return refuse(&app, SOURCE, StatusCode::NOT_FOUND, "GitLab webhooks are not enabled (serve.gitlab_token)");
+    let Some(secret) = (forge.secret)(&app.farm.config().serve) else {
+        return refuse(app, source, StatusCode::NOT_FOUND, forge.disabled);
     };
-    if let Err(error) = hooks::verify_token(secret, header_str(&headers, "x-gitlab-token"), "X-Gitlab-Token") {
-        return refuse(&app, SOURCE, StatusCode::UNAUTHORIZED, &error.to_string());
+    if let Err(error) = (forge.verify)(secret, headers, &body) {
+        return refuse(app, source, StatusCode::UNAUTHORIZED, &error.to_string());
     }
-    let delivery = header_str(&headers, "x-gitlab-event-uuid")
-        .or_else(|| header_str(&headers, "idempotency-key"))
-        .unwrap_or("");
-    let Some(keys) = replayed(&app, Some(delivery), &body) else {
-        return refuse(&app, SOURCE, StatusCode::CONFLICT, "this delivery was already received");
+    let delivery = forge.delivery_headers.iter().find_map(|name| header_str(headers, name)).unwrap_or("");
+    let Some(keys) = replayed(app, Some(delivery), &body) else {
+        return refuse(app, source, StatusCode::CONFLICT, "this delivery was already received");
     };
-    match header_str(&headers, "x-gitlab-event").unwrap_or("") {
-        "Push Hook" | "Tag Push Hook" => match hooks::gitlab_push(&body) {
-            Ok(push) => dispatch_push(&app, SOURCE, push, delivery, keys),
-            Err(error) => refuse(&app, SOURCE, StatusCode::BAD_REQUEST, &format!("not a push payload: {error}")),
-        },
-        other => {
-            remember(&app, keys);
-            let reason = format!("event '{other}' is not handled (only Push Hook and Tag Push Hook)");
-            answer(&app, SOURCE, StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }))
-        }
+    let event = header_str(headers, forge.event_header).unwrap_or("");
+    if forge.ping_event == Some(event) {
+        remember(app, keys);
+        info!(source, delivery, "ping");
+        return answer(app, source, StatusCode::OK, json!({ "status": "pong" }));
+    }
+    if !forge.push_events.contains(&event) {
+        remember(app, keys);
+        let reason = format!("event '{event}' is not handled (only {})", forge.push_events.join(", "));
+        return answer(app, source, StatusCode::ACCEPTED, json!({ "status": "ignored", "reason": reason }));
+    }
+    match (forge.parse)(&body) {
+        Ok(push) => dispatch_push(app, source, push, delivery, keys),
+        Err(error) => refuse(app, source, StatusCode::BAD_REQUEST, &format!("not a push payload: {error}")),
     }
 }
 

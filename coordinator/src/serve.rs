@@ -120,7 +120,6 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
             error!(%error, "a task of serve panicked");
         }
     }
-    let farm = Arc::try_unwrap(farm).map_err(|_| anyhow::anyhow!("the storage is still in use at shutdown"))?;
     farm.close().await;
     if lock_lost.is_cancelled() {
         anyhow::bail!("stopped: another coordinator took the storage lock");

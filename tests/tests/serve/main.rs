@@ -41,7 +41,6 @@ struct Served {
     port: u16,
     process: Option<Process>,
     client: reqwest::blocking::Client,
-    settings: Settings,
 }
 
 fn module_name(index: usize) -> String {
@@ -98,7 +97,7 @@ dir = "app/code/Acme"
         );
         std::fs::write(&config, text).expect("write config");
         let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Served { dir, upstream, out, config, port, process: None, client, settings }
+        Served { dir, upstream, out, config, port, process: None, client }
     }
 
     fn start(&mut self) {
@@ -130,10 +129,6 @@ dir = "app/code/Acme"
     fn status(&self) -> Value {
         let text = self.client.get(self.url("/status")).send().expect("GET /status").text().expect("body");
         serde_json::from_str(&text).expect("status JSON")
-    }
-
-    fn builds(&self) -> Vec<Value> {
-        self.status()["recent_builds"].as_array().cloned().unwrap_or_default()
     }
 
     /// Waits until `count` builds finished and the upstream is idle; returns the newest.
@@ -192,7 +187,20 @@ dir = "app/code/Acme"
         names
     }
 
-    fn manifest(&self) -> Value {
+    /// The last build's report and its built `name@version`s.
+    fn report(&self) -> (Value, Vec<String>) {
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(self.out.join(".farm/report.json")).expect("report")).expect("json");
+        let built = report["built"]
+            .as_array()
+            .expect("built")
+            .iter()
+            .map(|b| format!("{}@{}", b["package"].as_str().unwrap(), b["version"].as_str().unwrap()))
+            .collect();
+        (report, built)
+    }
+
+        fn manifest(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).expect("manifest")).expect("json")
     }
 }
@@ -314,14 +322,7 @@ fn a_new_tag_is_found_by_polling_alone() {
     served.upstream.commit_and_tag("1.0.1");
     let second = served.wait_builds(2);
     assert!(second["trigger"].as_str().unwrap().starts_with("poll"), "{second:#}");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(served.out.join(".farm/report.json")).unwrap()).unwrap();
-    let built: Vec<String> = report["built"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| format!("{}@{}", b["package"].as_str().unwrap(), b["version"].as_str().unwrap()))
-        .collect();
+    let (report, built) = served.report();
     // The new version at the new tag, and main's new content (it moved along).
     assert_eq!(built, ["acme/module-module000@1.0.1", "acme/module-module000@dev-main"], "{report:#}");
     let p2: Value = serde_json::from_slice(&std::fs::read(served.out.join("p2/acme/module-module000.json")).unwrap())
@@ -446,14 +447,7 @@ fn a_restarted_coordinator_resumes_without_rebuilding() {
 
     served.start();
     let resumed = served.wait_builds(1);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(served.out.join(".farm/report.json")).unwrap()).unwrap();
-    let built: Vec<String> = report["built"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| format!("{}@{}", b["package"].as_str().unwrap(), b["version"].as_str().unwrap()))
-        .collect();
+    let (report, built) = served.report();
     let rebuilt: Vec<&String> = built.iter().filter(|id| recorded.contains(id)).collect();
     assert!(rebuilt.is_empty(), "rebuilt what was published: {rebuilt:?}");
     assert_eq!(report["unchanged"].as_array().unwrap().len(), recorded.len(), "{resumed:#}");
@@ -489,8 +483,7 @@ fn a_killed_coordinator_resumes_from_the_stored_archives() {
 
     served.start();
     served.wait_builds(1);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(served.out.join(".farm/report.json")).unwrap()).unwrap();
+    let (report, _) = served.report();
     // Everything stored before the kill is checked and recorded, not built again.
     assert_eq!(report["resumed"].as_array().unwrap().len(), stored.len(), "{report:#}");
     assert_eq!(report["built"].as_array().unwrap().len(), 80 - stored.len(), "{report:#}");
