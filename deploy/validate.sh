@@ -128,6 +128,8 @@ fi
 # the farm.toml of k8s/configmap.yaml with FarmConfig and WorkerConfig.
 
 # --- Kubernetes: built-in kinds --------------------------------------------------------------
+# Every manifest file of k8s/, listed in kustomization.yaml or not: the secret template and the
+# alternative coordinator CronJob (coordinator-cronjob.yaml) are validated like the rest.
 core_manifests=()
 for file in "$K8S_DIR"/*.yaml; do
   case "$(basename "$file")" in
@@ -167,7 +169,7 @@ for file in "$K8S_DIR"/keda-*.yaml "$K8S_DIR/kustomization.yaml"; do
 done
 
 # --- cross-file consistency ------------------------------------------------------------------
-check "cross-file consistency (names, secrets, upstreams, compose wiring)" \
+check "cross-file consistency (names, secrets, upstreams, compose wiring, coordinator serve)" \
   "$VENV/bin/python" "$DEPLOY_DIR/lib/check_consistency.py" "$REPO_DIR"
 
 cat <<'EOF'

@@ -56,10 +56,26 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.serve.listen))?;
     let address = listener.local_addr().context("listening socket has no address")?;
-    let farm = Arc::new(
-        Farm::open(config.clone(), &options.out, Arc::clone(&metrics), stopping.clone(), config.serve.shutdown_grace)
-            .await?,
-    );
+    tokio::spawn(watch_signals(stopping.clone()));
+    // Another coordinator may still hold the bucket (a rolling restart, or one killed less than
+    // the lock's expiry ago): wait for it rather than exit.
+    let farm = loop {
+        let opened =
+            Farm::open(config.clone(), &options.out, Arc::clone(&metrics), stopping.clone(), config.serve.shutdown_grace)
+                .await;
+        match opened {
+            Ok(farm) => break Arc::new(farm),
+            Err(error)
+                if matches!(error.downcast_ref::<shared::storage::StorageError>(), Some(shared::storage::StorageError::Locked(_))) =>
+            {
+                warn!(error = format!("{error:#}"), "the storage is locked by another coordinator; trying again in 15s");
+                if !shared::amqp::sleep_unless_stopped(Duration::from_secs(15), &stopping).await {
+                    return Ok(());
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    };
     let mode = if config.is_distributed() { "distributed" } else { "embedded" };
     let upstreams: Vec<(String, String)> =
         config.upstreams.iter().map(|u| (u.key.clone(), redact_url(&config.resolve_url(&u.url)))).collect();
@@ -101,7 +117,6 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     }
     let lock_lost = CancellationToken::new();
     tasks.spawn(watch_lock(Arc::clone(&farm), stopping.clone(), lock_lost.clone()));
-    tokio::spawn(watch_signals(stopping.clone()));
 
     let state = Arc::new(crate::http::AppState::new(
         Arc::clone(&farm),

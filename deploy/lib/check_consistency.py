@@ -3,7 +3,10 @@
 Schemas check each file on its own; this checks that the files agree with each other: names
 referenced across manifests exist, the farm configs carry the upstreams of
 examples/mage-os-mirror.toml, the compose services point at each other, the image's user is the
-one the pods run as. Prints one line per problem and exits 1 if there is any.
+one the pods run as, and the always-on coordinator (`coordinator serve`) is wired consistently:
+one replica that never overlaps (the bucket lock), probes and Service on the port serve.listen
+names, a grace period above serve.shutdown_grace, never together with the one-shot coordinator
+against one bucket. Prints one line per problem and exits 1 if there is any.
 
 Usage: check_consistency.py REPO_ROOT
 """
@@ -40,6 +43,45 @@ def embedded_farm_toml(configmap_path):
     raise SystemExit(f"{configmap_path}: no ConfigMap")
 
 
+# Defaults of the [serve] section (shared/src/config.rs, ServeConfig).
+SERVE_DEFAULTS = {"listen": "127.0.0.1:8080", "shutdown_grace": "20s"}
+# [serve] keys that are secrets: they come from the environment (FARM_SERVE__<KEY>), never a file.
+SERVE_SECRETS = ("github_secret", "gitlab_token", "trigger_token")
+# Time a stopping coordinator needs beyond serve.shutdown_grace to save the manifest and metadata.
+SAVE_MARGIN_SECONDS = 30
+
+DURATION_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text):
+    """Seconds of "20s", "5m", "1m30s", "2m 30s" (humantime and compose style); None if unparsable."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    text = str(text).strip()
+    if not re.fullmatch(r"(\d+(\.\d+)?\s*[a-z]+\s*)+", text):
+        return None
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text)
+    if any(unit not in DURATION_UNITS for _, unit in parts):
+        return None
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+
+
+def serve_setting(config, key):
+    return config.get("serve", {}).get(key, SERVE_DEFAULTS[key])
+
+
+def listen_port(config):
+    """(host, port) of serve.listen, or (None, None) if it is not host:port."""
+    host, _, port = str(serve_setting(config, "listen")).rpartition(":")
+    if not host or not port.isdigit():
+        return None, None
+    return host.strip("[]"), int(port)
+
+
+def shutdown_grace_seconds(config):
+    return parse_duration(serve_setting(config, "shutdown_grace"))
+
+
 def check_farm_config(where, config, reference_upstreams):
     if config.get("upstreams") != reference_upstreams:
         problem(where, "[[upstreams]] differ from examples/mage-os-mirror.toml (copy them verbatim)")
@@ -52,6 +94,18 @@ def check_farm_config(where, config, reference_upstreams):
             problem(where, f"storage.{key} is a secret: pass AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY instead")
     if "url" in config.get("queue", {}):
         problem(where, "queue.url holds the broker password: pass it as FARM_QUEUE__URL instead")
+    serve = config.get("serve", {})
+    for key in SERVE_SECRETS:
+        if key in serve:
+            problem(where, f"serve.{key} is a secret: pass it as FARM_SERVE__{key.upper()} instead")
+    host, port = listen_port(config)
+    if port is None:
+        problem(where, f"serve.listen {serve_setting(config, 'listen')!r} is not host:port")
+    elif host not in ("0.0.0.0", "::"):
+        problem(where, f"serve.listen must be 0.0.0.0:<port> in a container (got {host}): "
+                       "probes and published ports cannot reach a loopback address")
+    if shutdown_grace_seconds(config) is None:
+        problem(where, f"serve.shutdown_grace {serve_setting(config, 'shutdown_grace')!r} is not a duration")
 
 
 def check_compose(deploy, compose, farm):
@@ -80,18 +134,90 @@ def check_compose(deploy, compose, farm):
     for key in ("container_name", "ports"):
         if key in worker:
             problem(where, f"worker must not set {key} (breaks `--scale worker=N`)")
+    env = worker.get("environment", {}) or {}
+
+    # Every service that runs a farm binary reads farm.compose.toml, with the same secrets.
+    farm_services = {
+        name: service
+        for name, service in services.items()
+        if (service.get("command") or [None])[0] in ("worker", "coordinator")
+    }
     for name in ("worker", "coordinator"):
-        service = services.get(name, {})
+        if name not in farm_services:
+            problem(where, f"no service {name} running the {name} binary")
+    url_from_env = "queue" in farm and "url" not in farm["queue"]
+    for name, service in farm_services.items():
         mounts = service.get("volumes", []) or []
         if not any(m.startswith("./farm.compose.toml:/etc/farm/farm.toml") for m in mounts):
             problem(where, f"{name} must mount ./farm.compose.toml at /etc/farm/farm.toml")
         if "/etc/farm/farm.toml" not in (service.get("command") or []):
             problem(where, f"{name} command must pass --config /etc/farm/farm.toml")
-    if services.get("coordinator", {}).get("restart") != "no":
-        problem(where, 'coordinator must have restart: "no" (one-shot build)')
+        service_env = service.get("environment", {}) or {}
+        if url_from_env and "FARM_QUEUE__URL" not in service_env:
+            problem(where, f"{name}: farm.compose.toml has no queue.url, so {name} needs FARM_QUEUE__URL "
+                           "(the config does not load without it)")
+        for key in ("FARM_QUEUE__URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if key in service_env and service_env[key] != env.get(key):
+                problem(where, f"{name}: {key} differs from the worker's")
+
+    # Published ports only on the loopback interface (local try-out credentials).
+    for name, service in services.items():
+        for port in service.get("ports", []) or []:
+            if isinstance(port, dict):
+                host_ip = port.get("host_ip")
+            else:
+                fields = str(port).split(":")
+                host_ip = fields[0] if len(fields) == 3 else None
+            if host_ip != "127.0.0.1":
+                problem(where, f"service {name}: port {port} is not bound to 127.0.0.1")
+
+    # One coordinator per bucket (it takes the bucket lock): among the services `up` starts (no
+    # profiles), at most one runs `coordinator serve` or `coordinator build`.
+    def coordinator_mode(service):
+        """Like the module-level coordinator_mode, for a compose service's command."""
+        command = service.get("command") or []
+        return command[1] if len(command) > 1 and command[0] == "coordinator" else None
+
+    lock_takers = [n for n, svc in farm_services.items() if coordinator_mode(svc) in ("serve", "build")]
+    started_by_up = [n for n in lock_takers if not services[n].get("profiles")]
+    if len(started_by_up) > 1:
+        problem(where, f"{', '.join(started_by_up)} all start with `up` and take the same bucket lock; "
+                       "put all but one under a profile")
+    servers = [n for n in lock_takers if coordinator_mode(services[n]) == "serve"]
+    one_shots = [n for n in lock_takers if coordinator_mode(services[n]) == "build"]
+    if coordinator_mode(services.get("coordinator", {})) != "serve":
+        problem(where, "service coordinator must run `coordinator serve` (the always-on coordinator)")
+    if not one_shots:
+        problem(where, "no service runs the one-shot `coordinator build`")
+    for name in one_shots:
+        if services[name].get("restart") != "no":
+            problem(where, f'{name} must have restart: "no" (one-shot build)')
+        if not services[name].get("profiles"):
+            problem(where, f"{name} (one-shot build) must be under a profile, so `up` does not start it "
+                           "next to the coordinator")
+    grace = shutdown_grace_seconds(farm)
+    _, port = listen_port(farm)
+    for name in servers:
+        service = services[name]
+        if service.get("restart") not in ("always", "unless-stopped"):
+            problem(where, f"{name} runs `coordinator serve` and must have restart: unless-stopped")
+        if (service.get("scale") or 1) > 1:
+            problem(where, f"{name}: scale must be 1 (one coordinator per bucket)")
+        if ((service.get("deploy") or {}).get("replicas") or 1) > 1:
+            problem(where, f"{name}: deploy.replicas must be 1 (one coordinator per bucket)")
+        published = [
+            str(p.get("target")) if isinstance(p, dict) else str(p).rsplit(":", 1)[-1].split("/")[0]
+            for p in service.get("ports", []) or []
+        ]
+        if port is not None and str(port) not in published:
+            problem(where, f"{name} does not publish container port {port} (serve.listen of farm.compose.toml)")
+        stop_grace = parse_duration(service.get("stop_grace_period", "10s"))
+        if grace is not None and (stop_grace is None or stop_grace < grace + SAVE_MARGIN_SECONDS):
+            problem(where, f"{name}: stop_grace_period {service.get('stop_grace_period', '10s (default)')} "
+                           f"must be at least serve.shutdown_grace + {SAVE_MARGIN_SECONDS}s "
+                           f"({grace + SAVE_MARGIN_SECONDS:.0f}s), or SIGKILL cuts the final save short")
 
     # The services must agree on host names, credentials and the bucket.
-    env = worker.get("environment", {}) or {}
     queue_url = urlsplit(env.get("FARM_QUEUE__URL", ""))
     if queue_url.hostname not in services:
         problem(where, f"FARM_QUEUE__URL host {queue_url.hostname!r} is not a service")
@@ -122,13 +248,37 @@ def check_compose(deploy, compose, farm):
         problem("farm.compose.toml", f"repository.base_url {base_url} is not the MinIO URL of bucket {bucket}")
 
 
-def pod_specs(objects):
-    """(object name, pod spec) of every Deployment and CronJob."""
+def workloads(objects):
+    """Every Deployment and CronJob: kind, name, file, pod template labels and pod spec."""
     for obj in objects:
         if obj["kind"] == "Deployment":
-            yield obj["metadata"]["name"], obj["spec"]["template"]["spec"]
+            template = obj["spec"]["template"]
         elif obj["kind"] == "CronJob":
-            yield obj["metadata"]["name"], obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            template = obj["spec"]["jobTemplate"]["spec"]["template"]
+        else:
+            continue
+        yield {
+            "kind": obj["kind"],
+            "name": obj["metadata"]["name"],
+            "file": obj["_file"],
+            "object": obj,
+            "labels": (template.get("metadata") or {}).get("labels") or {},
+            "spec": template["spec"],
+        }
+
+
+def coordinator_mode(container):
+    """"serve" or "build" for a container running `coordinator serve|build`, else None."""
+    args = container.get("args") or []
+    return args[1] if len(args) > 1 and args[0] == "coordinator" else None
+
+
+def resolve_port(container_ports, port):
+    """The containerPort a probe or Service targetPort names (by name or number), or None."""
+    for entry in container_ports:
+        if port in (entry.get("name"), entry.get("containerPort")):
+            return entry.get("containerPort")
+    return None
 
 
 def check_k8s(repo, k8s_dir, farm):
@@ -136,15 +286,26 @@ def check_k8s(repo, k8s_dir, farm):
     namespace = kustomization.get("namespace")
     listed = kustomization.get("resources", [])
     present = sorted(p.name for p in k8s_dir.glob("*.yaml") if p.name not in ("kustomization.yaml",))
-    template_files = {"secrets.example.yaml"}
+    kustomization_text = (k8s_dir / "kustomization.yaml").read_text(encoding="utf-8")
+    # Files deliberately not in resources; kustomization.yaml must say why (name them in a comment).
+    not_applied = {
+        "secrets.example.yaml": "a template with placeholders",
+        "coordinator-cronjob.yaml": "the documented alternative to the coordinator Deployment "
+                                    "(both take the bucket lock)",
+    }
     for name in listed:
         if not (k8s_dir / name).is_file():
             problem("kustomization.yaml", f"resource {name} does not exist")
     for name in present:
-        if name not in listed and name not in template_files:
+        if name not in listed and name not in not_applied:
             problem("kustomization.yaml", f"{name} is not listed in resources")
-    for name in template_files & set(listed):
-        problem("kustomization.yaml", f"{name} is a template with placeholders and must not be listed")
+    for name, why in not_applied.items():
+        if name in listed:
+            problem("kustomization.yaml", f"{name} is {why} and must not be listed")
+        if not (k8s_dir / name).is_file():
+            problem("kustomization.yaml", f"{name} is allowed to be unlisted but does not exist")
+        elif not re.search(rf"^#.*{re.escape(name)}", kustomization_text, re.MULTILINE):
+            problem("kustomization.yaml", f"{name} is not listed: say why in a comment")
 
     objects = []
     for name in present:
@@ -171,8 +332,8 @@ def check_k8s(repo, k8s_dir, farm):
     cache_dir = farm.get("build", {}).get("cache_dir", "")
 
     image_names = {image["name"] for image in kustomization.get("images", [])}
-    for owner, spec in pod_specs(objects):
-        where = f"{owner}"
+    for workload in workloads(objects):
+        where, spec = workload["name"], workload["spec"]
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         security = spec.get("securityContext", {})
         if security.get("runAsUser") != image_uid:
@@ -215,9 +376,7 @@ def check_k8s(repo, k8s_dir, farm):
                     ):
                         problem(cname, f"read-only root filesystem but no emptyDir for {path}")
 
-    for name, deployment in by_kind.get("Deployment", {}).items():
-        if "replicas" in deployment["spec"]:
-            problem(deployment["_file"], f"Deployment {name} sets replicas; KEDA owns the replica count")
+    check_coordinator_workloads(objects, by_kind, listed, farm)
     for name, cronjob in by_kind.get("CronJob", {}).items():
         if cronjob["spec"].get("concurrencyPolicy") != "Forbid":
             problem(cronjob["_file"], f"CronJob {name} must have concurrencyPolicy: Forbid")
@@ -243,6 +402,127 @@ def check_k8s(repo, k8s_dir, farm):
                 problem(auth["_file"], f"secretTargetRef {ref['name']}/{ref['key']} is not in the secret template")
 
 
+def check_coordinator_workloads(objects, by_kind, listed, farm):
+    """Replica counts, the one-coordinator-per-bucket rule, probes, grace period, Services."""
+    all_workloads = list(workloads(objects))
+    keda_targets = {
+        scaled["spec"]["scaleTargetRef"]["name"]
+        for scaled in by_kind.get("ScaledObject", {}).values()
+        if scaled["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    }
+    _, listen = listen_port(farm)
+    grace = shutdown_grace_seconds(farm)
+
+    # One coordinator per bucket: kustomization.yaml applies at most one workload that takes the
+    # bucket lock (`coordinator serve` or `coordinator build`).
+    lock_takers = []
+    for workload in all_workloads:
+        modes = {coordinator_mode(c) for c in workload["spec"].get("containers", [])} - {None}
+        workload["modes"] = modes
+        if modes and workload["file"] in listed:
+            lock_takers.append(f"{workload['kind']} {workload['name']}")
+        expected = {"Deployment": "serve", "CronJob": "build"}[workload["kind"]]
+        for mode in modes - {expected}:
+            problem(workload["file"], f"{workload['kind']} {workload['name']} runs `coordinator {mode}`; "
+                                      f"a {workload['kind']} runs `coordinator {expected}`")
+    if len(lock_takers) > 1:
+        problem("kustomization.yaml", f"{' and '.join(lock_takers)} both take the bucket lock; "
+                                      "apply only one coordinator per bucket")
+
+    for workload in all_workloads:
+        if workload["kind"] != "Deployment":
+            continue
+        where, name, spec = workload["file"], workload["name"], workload["object"]["spec"]
+        match_labels = (spec.get("selector") or {}).get("matchLabels") or {}
+        if not match_labels or any(workload["labels"].get(k) != v for k, v in match_labels.items()):
+            problem(where, f"Deployment {name}: selector.matchLabels do not match the pod template labels")
+        if name in keda_targets:
+            if "replicas" in spec:
+                problem(where, f"Deployment {name} sets replicas; KEDA owns the replica count")
+            if "serve" in workload["modes"]:
+                problem(where, f"Deployment {name} runs `coordinator serve`; KEDA must not scale it")
+        if "serve" not in workload["modes"]:
+            continue
+        # The always-on coordinator: exactly one pod, never two at once (the bucket lock).
+        if spec.get("replicas") != 1:
+            problem(where, f"Deployment {name} runs `coordinator serve` and must set replicas: 1")
+        if (spec.get("strategy") or {}).get("type") != "Recreate":
+            problem(where, f"Deployment {name} must use strategy Recreate: a rolling update overlaps two "
+                           "coordinators on the bucket lock")
+        pod = workload["spec"]
+        period = pod.get("terminationGracePeriodSeconds", 30)
+        if grace is not None and period < grace + SAVE_MARGIN_SECONDS:
+            problem(where, f"Deployment {name}: terminationGracePeriodSeconds {period} must be at least "
+                           f"serve.shutdown_grace + {SAVE_MARGIN_SECONDS}s ({grace + SAVE_MARGIN_SECONDS:.0f}), "
+                           "or SIGKILL cuts the final save short")
+        for container in pod.get("containers", []):
+            if coordinator_mode(container) != "serve":
+                continue
+            cname = f"{name}/{container['name']}"
+            ports = container.get("ports") or []
+            if listen is not None and listen not in {p.get("containerPort") for p in ports}:
+                problem(cname, f"no containerPort {listen} (serve.listen of the ConfigMap's farm.toml)")
+            for probe, path, required in (
+                ("livenessProbe", "/healthz", True),
+                ("readinessProbe", "/readyz", True),
+                ("startupProbe", "/healthz", False),
+            ):
+                if probe not in container:
+                    if required:
+                        problem(cname, f"no {probe} (httpGet {path})")
+                    continue
+                http_get = container[probe].get("httpGet")
+                if not http_get:
+                    problem(cname, f"{probe} must be an httpGet on {path}")
+                    continue
+                if http_get.get("path") != path:
+                    problem(cname, f"{probe} path {http_get.get('path')} must be {path}")
+                target = resolve_port(ports, http_get.get("port"))
+                if target is None or target != listen:
+                    problem(cname, f"{probe} port {http_get.get('port')} is not the serve.listen port {listen}")
+            for env in container.get("env", []):
+                if not env["name"].startswith("FARM_SERVE__"):
+                    continue
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if ref is None:
+                    problem(cname, f"env {env['name']} is a secret: take it from a Secret (secretKeyRef)")
+                elif ref.get("optional") is not True:
+                    problem(cname, f"env {env['name']}: secretKeyRef must be optional: true "
+                                   "(a missing hook secret turns that hook off)")
+            names = {env["name"] for env in container.get("env", [])}
+            for key in SERVE_SECRETS:
+                if f"FARM_SERVE__{key.upper()}" not in names:
+                    problem(cname, f"env FARM_SERVE__{key.upper()} is not wired (serve.{key})")
+
+    # Services: cluster-internal, selecting exactly the pods they are meant for, on a port they open.
+    for name, service in by_kind.get("Service", {}).items():
+        where, spec = service["_file"], service["spec"]
+        if spec.get("type", "ClusterIP") != "ClusterIP":
+            problem(where, f"Service {name} must be ClusterIP: expose only /hooks/* through an ingress")
+        selector = spec.get("selector") or {}
+        selected = [
+            w for w in all_workloads if selector and all(w["labels"].get(k) == v for k, v in selector.items())
+        ]
+        if len(selected) != 1:
+            found = ", ".join(f"{w['kind']} {w['name']}" for w in selected) or "no pods"
+            problem(where, f"Service {name} selector must match the pods of exactly one workload; matches {found}")
+            continue
+        workload = selected[0]
+        if workload["kind"] != "Deployment":
+            problem(where, f"Service {name} selects the pods of {workload['kind']} {workload['name']}")
+        if service["_file"] in listed and workload["file"] not in listed:
+            problem("kustomization.yaml", f"Service {name} is listed but {workload['file']} it selects is not")
+        container_ports = [p for c in workload["spec"].get("containers", []) for p in c.get("ports") or []]
+        for port in spec.get("ports", []):
+            target = resolve_port(container_ports, port.get("targetPort", port.get("port")))
+            if target is None:
+                problem(where, f"Service {name} targetPort {port.get('targetPort')} is no container port of "
+                               f"{workload['kind']} {workload['name']}")
+            elif "serve" in workload.get("modes", ()) and target != listen:
+                problem(where, f"Service {name} targetPort {port.get('targetPort')} is not the serve.listen "
+                               f"port {listen}")
+
+
 def main():
     repo = Path(sys.argv[1]).resolve()
     deploy = repo / "deploy"
@@ -255,6 +535,15 @@ def main():
     k8s_farm = tomllib.loads(embedded_farm_toml(k8s_dir / "configmap.yaml"))
     check_farm_config("farm.compose.toml", compose_farm, reference_upstreams)
     check_farm_config("k8s/configmap.yaml farm.toml", k8s_farm, reference_upstreams)
+
+    # The image documents the port `coordinator serve` listens on in both configs.
+    dockerfile = (deploy / "Dockerfile").read_text(encoding="utf-8")
+    exposed = {int(p) for line in re.findall(r"^EXPOSE (.*)$", dockerfile, re.MULTILINE)
+               for p in re.findall(r"(\d+)(?:/tcp)?", line)}
+    for where, config in (("farm.compose.toml", compose_farm), ("k8s/configmap.yaml farm.toml", k8s_farm)):
+        _, port = listen_port(config)
+        if port is not None and port not in exposed:
+            problem(where, f"serve.listen port {port} is not EXPOSEd by deploy/Dockerfile")
 
     check_compose(deploy, load_yaml_docs(deploy / "compose.yaml")[0], compose_farm)
     check_k8s(repo, k8s_dir, k8s_farm)

@@ -604,7 +604,16 @@ impl FarmConfig {
             queue.validate()?;
         }
         self.storage.validate()?;
-        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+        for (name, secret) in [
+            ("github_secret", &self.serve.github_secret),
+            ("gitlab_token", &self.serve.gitlab_token),
+            ("trigger_token", &self.serve.trigger_token),
+        ] {
+            if secret.as_ref().is_some_and(|s| s.expose().len() < 8) {
+                return invalid(format!("serve.{name} is shorter than 8 characters; leave it out to turn the hook off"));
+            }
+        }
+                if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid(format!("serve.listen must be an address like 127.0.0.1:8080, got '{}'", self.serve.listen));
         }
         let mut keys = std::collections::HashSet::new();
