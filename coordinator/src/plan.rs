@@ -363,7 +363,7 @@ impl<'a> Reader<'a, '_> {
             Precedence::LastWins => Content::ComposerJsonOnly,
         };
         let key = if branch {
-            let digest = content_digest(tree.id(), &rewritten.composer_json, &content);
+            let digest = content_digest(self.repo, &root, dir, &tree, &rewritten.composer_json, &content)?;
             format!("packages/{}-{key_version}-{}.zip", rewritten.name, &digest[..12])
         } else {
             format!("packages/{}-{key_version}.zip", rewritten.name)
@@ -387,15 +387,76 @@ impl<'a> Reader<'a, '_> {
     }
 }
 
-/// sha1 (hex) over what an archive's bytes are made from: the package tree, the composer.json
-/// and the content rules (folder, excludes, empty folders).
-fn content_digest(tree: Oid, composer_json: &str, content: &Content) -> String {
+/// sha1 (hex) over what an archive's bytes are made from: the entries of the package tree that
+/// are not excluded (an excluded subfolder, such as the modules below the root package, may
+/// change without changing the archive), the `.gitattributes` of the folders above it (they
+/// decide eol conversion), the composer.json and the content rules.
+fn content_digest(
+    repo: &Repository,
+    root: &git2::Tree<'_>,
+    dir: &str,
+    tree: &git2::Tree<'_>,
+    composer_json: &str,
+    content: &Content,
+) -> Result<String, GitError> {
     use sha1::Digest as _;
     let mut hasher = sha1::Sha1::new();
-    hasher.update(tree.as_bytes());
+    let excludes: &[String] = match content {
+        Content::PackageTree { excludes, .. } => excludes,
+        Content::ComposerJsonOnly => &[],
+    };
+    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    digest_tree(repo, tree, &prefix, excludes, &mut hasher)?;
+    // .gitattributes of the root and of every folder above the package.
+    let mut ancestor = Some(root.clone());
+    let mut path = String::new();
+    let segments: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+    for index in 0..=segments.len() {
+        let Some(current) = ancestor.take() else { break };
+        if index < segments.len()
+            && let Some(entry) = current.get_name(".gitattributes")
+        {
+            hasher.update(format!("attributes {path}\0").as_bytes());
+            hasher.update(entry.id().as_bytes());
+        }
+        if let Some(segment) = segments.get(index) {
+            path = format!("{path}{segment}/");
+            ancestor = git::subtree(repo, &current, segment)?;
+        }
+    }
     hasher.update(composer_json.as_bytes());
     hasher.update(serde_json::to_vec(content).expect("content serialises"));
-    hex::encode(hasher.finalize())
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Hashes the entries below `prefix` that the excludes (repository-relative path prefixes) leave
+/// in; only folders holding an exclude are walked, the others count by their tree id.
+fn digest_tree(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    prefix: &str,
+    excludes: &[String],
+    hasher: &mut sha1::Sha1,
+) -> Result<(), GitError> {
+    use sha1::Digest as _;
+    for entry in tree.iter() {
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        let is_tree = entry.kind() == Some(git2::ObjectType::Tree);
+        let path = if is_tree { format!("{prefix}{name}/") } else { format!("{prefix}{name}") };
+        if excludes.iter().any(|e| path.starts_with(e.as_str())) {
+            continue;
+        }
+        if is_tree && excludes.iter().any(|e| e.starts_with(path.as_str())) {
+            let subtree = repo
+                .find_tree(entry.id())
+                .map_err(|e| GitError::Git { context: format!("cannot read tree {path}"), source: e })?;
+            digest_tree(repo, &subtree, &path, excludes, hasher)?;
+            continue;
+        }
+        hasher.update(format!("{:o} {path}\0", entry.filemode()).as_bytes());
+        hasher.update(entry.id().as_bytes());
+    }
+    Ok(())
 }
 
 /// The archive key is built from the name and version; refuse values that would escape the

@@ -59,7 +59,7 @@ fn write_module(upstream: &mut Upstream, index: usize, files: usize, patch: usiz
     }
 }
 
-fn generate(path: &Path, modules: usize, files: usize, tags: usize) -> (usize, usize) {
+fn generate(path: &Path, modules: usize, files: usize, tags: usize) -> (Upstream, usize, usize) {
     let mut upstream = Upstream::create(path);
     let base = r#"{"name":"magento/magento2-base","description":"Benchmark base","type":"magento2-component","license":["OSL-3.0"],"require":{"php":"~8.1.0||~8.2.0"}}"#;
     upstream.file("composer.json", base);
@@ -89,7 +89,8 @@ fn generate(path: &Path, modules: usize, files: usize, tags: usize) -> (usize, u
         upstream.commit_and_tag(&version);
         expected_archives += 1;
     }
-    (upstream.files.len(), expected_archives)
+    let file_count = upstream.files.len();
+    (upstream, file_count, expected_archives)
 }
 
 const CONFIG: &str = r#"
@@ -119,7 +120,8 @@ async fn main() {
     let tags = env_usize("BENCH_TAGS", 12);
     let temp = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let (file_count, expected) = generate(&temp.path().join("upstream/mirror-magento2.git"), modules, files, tags);
+    let (mut upstream, file_count, expected) =
+        generate(&temp.path().join("upstream/mirror-magento2.git"), modules, files, tags);
     eprintln!(
         "generated upstream: {modules} modules, {file_count} files at the last tag, {tags} tags in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -162,6 +164,7 @@ async fn main() {
             embedded_two = Some(seconds);
         }
     }
+    incremental(&config_path, temp.path(), &cache, &mut upstream, files).await;
     if std::env::var("BENCH_DISTRIBUTED").as_deref() == Ok("0") {
         return;
     }
@@ -172,6 +175,37 @@ async fn main() {
             distributed_two / embedded_two
         );
     }
+}
+
+/// Incremental rows (embedded, 2 workers): with the `main` branch built too, a first build, a
+/// build with nothing new, and a nightly in which one module changed on `main`.
+async fn incremental(config_path: &Path, dir: &Path, cache: &Path, upstream: &mut Upstream, files: usize) {
+    let with_branch = dir.join("bench-branch.toml");
+    let text = std::fs::read_to_string(config_path).expect("config");
+    let text = text.replace("from_tag = \"2.4.0\"", "from_tag = \"2.4.0\"\nbranches = [\"main\"]");
+    std::fs::write(&with_branch, text).expect("config");
+    let out = dir.join("out-incremental");
+    println!();
+    println!("| incremental (embedded, 2 workers, tags + main) | archives built | unchanged | seconds |");
+    println!("|------|---------------:|----------:|--------:|");
+    let run = |label: &'static str| {
+        let config = load_config(&with_branch, &dir.join("upstream"), cache, 2);
+        let out = out.clone();
+        async move {
+            shared::git::clear_blob_cache();
+            let started = Instant::now();
+            let report = build(config, &out).await;
+            let seconds = started.elapsed().as_secs_f64();
+            assert!(report.failed.is_empty(), "{}", report.summary());
+            println!("| {label} | {} | {} | {seconds:.2} |", report.built.len(), report.unchanged.len());
+            report.built.len()
+        }
+    };
+    run("first build").await;
+    assert_eq!(run("nothing new").await, 0);
+    write_module(upstream, 7, files, 1_000);
+    upstream.commit("nightly: one module changed");
+    assert_eq!(run("one module changed on main").await, 1);
 }
 
 /// Distributed rows: the machine's broker, N worker processes (each `BENCH_WORKER_CONCURRENCY`

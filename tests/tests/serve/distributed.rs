@@ -28,8 +28,8 @@ fn a_signed_push_reaches_a_worker_through_rabbitmq_and_s3() {
     let zips = |s3: &S3Server| s3.objects("composer").keys().filter(|k| k.ends_with(".zip")).count();
 
     let first = served.wait_builds(1);
-    assert_eq!(built_ids(&first), 6, "{first:#}");
-    assert_eq!(zips(&s3), 6);
+    assert_eq!(built_ids(&first), 8, "{first:#}");
+    assert_eq!(zips(&s3), 8);
 
     set_module(&mut served.upstream, 1, "1.0.0", "changed", 10);
     let commit = served.upstream.commit("change module 1").to_string();
@@ -38,7 +38,7 @@ fn a_signed_push_reaches_a_worker_through_rabbitmq_and_s3() {
     assert_eq!((status, &answer["status"]), (202, &json!("accepted")), "{answer}");
     let second = served.wait_builds(2);
     assert_eq!(built_ids(&second), 1, "{second:#}");
-    assert_eq!(zips(&s3), 7);
+    assert_eq!(zips(&s3), 9);
     assert!(s3.objects("composer").contains_key(".farm/manifest.json"));
 
     // Queue depth is sampled from the broker (every 5 s).
@@ -52,8 +52,8 @@ fn a_signed_push_reaches_a_worker_through_rabbitmq_and_s3() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(metric(&metrics, &jobs_queue), 0.0);
-    assert_eq!(metric(&metrics, "farm_jobs_published_total"), 7.0);
-    assert_eq!(metric(&metrics, "farm_jobs_succeeded_total"), 7.0);
+    assert_eq!(metric(&metrics, "farm_jobs_published_total"), 9.0);
+    assert_eq!(metric(&metrics, "farm_jobs_succeeded_total"), 9.0);
     assert_eq!(served.stop(), 0);
     worker.signal("TERM");
     assert_eq!(worker.wait(Duration::from_secs(60)), 0);

@@ -24,11 +24,13 @@ struct Settings {
     /// Bytes of filler per module (makes jobs slow enough to stop a build half-way).
     filler: usize,
     workers: usize,
+    /// A root package (the rest of the repository, modules excluded), as magento2-base.
+    base: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { poll_interval: "0s", coalesce: "1s", modules: 3, filler: 10, workers: 2 }
+        Settings { poll_interval: "0s", coalesce: "1s", modules: 3, filler: 10, workers: 2, base: true }
     }
 }
 
@@ -56,6 +58,10 @@ impl Served {
         let mut upstream = Upstream::create(&repo_path);
         for index in 0..settings.modules {
             set_module(&mut upstream, index, "1.0.0", "first", settings.filler);
+        }
+        if settings.base {
+            upstream.file("composer.json", r#"{"name": "acme/base", "version": "1.0.0", "type": "metapackage"}"#);
+            upstream.file("index.php", "<?php\n");
         }
         upstream.commit_and_tag("1.0.0");
         let out = dir.path().join("out");
@@ -87,7 +93,12 @@ branches = ["main"]
 
 [[upstreams.package_dirs]]
 dir = "app/code/Acme"
-"#,
+{base}"#,
+            base = if settings.base {
+                "\n[[upstreams.single_packages]]\ndir = \"\"\nexcludes = [\"app/code/\"]\n"
+            } else {
+                ""
+            },
             out = out.display(),
             workers = settings.workers,
             cache = dir.path().join("cache").display(),
@@ -265,11 +276,11 @@ fn metric(text: &str, name: &str) -> f64 {
 fn a_signed_push_builds_exactly_the_changed_module() {
     let mut served = Served::new(Settings::default());
     served.start();
-    // Startup catches up: three modules at the tag and on main.
+    // Startup catches up: three modules and the root package, at the tag and on main.
     let first = served.wait_builds(1);
-    assert_eq!(built_ids(&first), 6, "{first:#}");
+    assert_eq!(built_ids(&first), 8, "{first:#}");
     assert_eq!(first["trigger"], "startup");
-    assert_eq!(served.archives().len(), 6);
+    assert_eq!(served.archives().len(), 8);
 
     set_module(&mut served.upstream, 1, "1.0.0", "changed", 10);
     let commit = served.upstream.commit("change module 1").to_string();
@@ -277,12 +288,13 @@ fn a_signed_push_builds_exactly_the_changed_module() {
     let (status, answer) = served.github("push", "delivery-1", &body, Some(GITHUB_SECRET));
     assert_eq!((status, &answer["status"]), (202, &json!("accepted")), "{answer}");
 
+    // Only the module: the root package's digest leaves out its excluded module folders.
     let second = served.wait_builds(2);
     assert_eq!(built_ids(&second), 1, "{second:#}");
-    assert_eq!(second["unchanged"], 5, "{second:#}");
+    assert_eq!(second["unchanged"], 7, "{second:#}");
     assert!(second["trigger"].as_str().unwrap().starts_with("github push refs/heads/main"), "{second:#}");
     let archives = served.archives();
-    assert_eq!(archives.len(), 7, "{archives:#?}");
+    assert_eq!(archives.len(), 9, "{archives:#?}");
     // The dev version moved to the new archive; the old one stays for lock files that name it.
     let dev: Value = serde_json::from_slice(
         &std::fs::read(served.out.join("p2/acme/module-module001~dev.json")).expect("~dev metadata"),
@@ -298,8 +310,8 @@ fn a_signed_push_builds_exactly_the_changed_module() {
     assert_eq!(old_dev, 2, "{archives:#?}");
 
     let metrics = served.client.get(served.url("/metrics")).send().unwrap().text().unwrap();
-    assert_eq!(metric(&metrics, "farm_jobs_published_total"), 7.0);
-    assert_eq!(metric(&metrics, "farm_jobs_succeeded_total"), 7.0);
+    assert_eq!(metric(&metrics, "farm_jobs_published_total"), 9.0);
+    assert_eq!(metric(&metrics, "farm_jobs_succeeded_total"), 9.0);
     assert_eq!(metric(&metrics, "farm_jobs_failed_total"), 0.0);
     assert!(metric(&metrics, "farm_uploaded_bytes_total") > 0.0);
     assert!(metrics.contains("farm_last_success_timestamp_seconds{upstream=\"acme\"}"), "{metrics}");
@@ -433,7 +445,7 @@ fn webhook_security() {
 
 #[test]
 fn a_restarted_coordinator_resumes_without_rebuilding() {
-    let settings = Settings { modules: 40, filler: 1_500_000, workers: 1, ..Settings::default() };
+    let settings = Settings { modules: 40, filler: 1_500_000, workers: 1, base: false, ..Settings::default() };
     let mut served = Served::new(settings);
     served.start();
     // Stop half-way through the first build (80 jobs).
@@ -470,7 +482,7 @@ fn a_restarted_coordinator_resumes_without_rebuilding() {
 
 #[test]
 fn a_killed_coordinator_resumes_from_the_stored_archives() {
-    let settings = Settings { modules: 40, filler: 1_500_000, workers: 1, ..Settings::default() };
+    let settings = Settings { modules: 40, filler: 1_500_000, workers: 1, base: false, ..Settings::default() };
     let mut served = Served::new(settings);
     served.start();
     assert!(served.process().wait_for("/80 done", 10, Duration::from_secs(120)), "no progress");
