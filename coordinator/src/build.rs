@@ -339,14 +339,9 @@ impl Farm {
         self.manifest.lock().await.upstreams.get(upstream).cloned()
     }
 
-    fn still_ours(&self) -> anyhow::Result<()> {
-        self.lock_check().map_err(anyhow::Error::from)
-    }
-
     fn next_build_id(&self) -> BuildId {
         let n = self.builds_started.fetch_add(1, Ordering::Relaxed);
-        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        BuildId(format!("{secs}-{}-{n}", std::process::id()))
+        BuildId(format!("{}-{}-{n}", crate::lock::unix_seconds(), std::process::id()))
     }
 
     /// Plans the scope, builds what changed, records it and publishes the metadata. Every log
@@ -393,7 +388,9 @@ impl Farm {
         let mut dirty = false;
 
         // Archives a stopped build stored but never recorded are checked and recorded, not built.
-        let inflight = self.inflight_keys(planned.refs.keys()).await;
+        // The upstreams planned (an unreadable one has no refs and is left as it was).
+        let planned_upstreams: Vec<String> = planned.refs.keys().cloned().collect();
+        let inflight = self.inflight_keys(&planned_upstreams).await;
         let mut to_build = Vec::with_capacity(planned.to_build.len());
         for candidate in planned.to_build {
             if inflight.contains(&candidate.target_key())
@@ -438,7 +435,7 @@ impl Farm {
             pending.insert(job.job_id.0.clone(), candidate);
             jobs.push(job);
         }
-        self.write_inflight(&planned.refs, pending.values()).await;
+        self.write_inflight(pending.values()).await;
 
         let (events, mut received) = tokio::sync::mpsc::channel(1024);
         let done = CancellationToken::new();
@@ -540,7 +537,7 @@ impl Farm {
             // A killed build resumes from here instead of from the start.
             // (Best effort: storage may be away for a while; the final save retries.)
             if done_count % MANIFEST_SAVE_EVERY == 0 {
-                self.still_ours()?;
+                self.lock_check()?;
                 if let Err(error) = self.save_manifest().await {
                     warn!(error = format!("{error:#}"), "cannot save the manifest now; the final save tries again");
                 }
@@ -613,25 +610,25 @@ impl Farm {
                 dirty = true;
             }
             drop(manifest);
-            let seconds = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            self.metrics.last_success.get_or_create(&UpstreamLabel { upstream: key }).set(seconds as i64);
+            let seconds = crate::lock::unix_seconds() as i64;
+            self.metrics.last_success.get_or_create(&UpstreamLabel { upstream: key }).set(seconds);
         }
 
         // Archives are stored; record them, then publish metadata that names only stored archives.
         // Storage may be unreachable for a while (the S3 outage the workers survive): retry.
         if dirty {
             with_retries("save the manifest", || async {
-                self.still_ours()?;
+                self.lock_check()?;
                 self.save_manifest().await
             })
             .await?;
         }
         with_retries("publish the metadata", || async {
-            self.still_ours()?;
+            self.lock_check()?;
             self.publish().await
         })
         .await?;
-        self.finish_inflight(&report, &unanswered).await;
+        self.finish_inflight(&planned_upstreams, &unanswered).await;
         report.duration_seconds = started.elapsed().as_secs_f64();
         let mut report_bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
         report_bytes.push(b'\n');
@@ -670,7 +667,7 @@ impl Farm {
     }
 
     /// Keys that stopped builds of these upstreams may have stored without recording them.
-    async fn inflight_keys<'k>(&self, upstreams: impl Iterator<Item = &'k String>) -> HashSet<String> {
+    async fn inflight_keys(&self, upstreams: &[String]) -> HashSet<String> {
         let mut keys = HashSet::new();
         for upstream in upstreams {
             match self.storage.get(&inflight_key(upstream)).await {
@@ -687,30 +684,22 @@ impl Farm {
 
     /// Before dispatching: notes the keys each upstream's jobs will write, so that a build
     /// stopped half-way is resumed from storage instead of rebuilt.
-    async fn write_inflight<'c>(
-        &self,
-        planned: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-        candidates: impl Iterator<Item = &'c Candidate>,
-    ) {
+    async fn write_inflight<'c>(&self, candidates: impl Iterator<Item = &'c Candidate>) {
         let mut by_upstream: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
         for candidate in candidates {
             by_upstream.entry(candidate.upstream.as_str()).or_default().push(candidate.target_key());
         }
         for (upstream, mut keys) in by_upstream {
-            if !planned.contains_key(upstream) {
-                continue;
-            }
             keys.sort();
             self.put_inflight(upstream, keys).await;
         }
     }
 
     /// After a build: the in-flight record keeps only the keys still unanswered.
-    async fn finish_inflight(&self, report: &BuildReport, unanswered: &[Candidate]) {
-        let upstreams: HashSet<&str> = report.tags.iter().map(|t| t.upstream.as_str()).collect();
+    async fn finish_inflight(&self, upstreams: &[String], unanswered: &[Candidate]) {
         for upstream in upstreams {
             let mut keys: Vec<String> =
-                unanswered.iter().filter(|c| c.upstream == upstream).map(Candidate::target_key).collect();
+                unanswered.iter().filter(|c| &c.upstream == upstream).map(Candidate::target_key).collect();
             if keys.is_empty() {
                 if let Err(error) = self.storage.delete(&inflight_key(upstream)).await {
                     warn!(%upstream, %error, "cannot delete the in-flight record");
@@ -761,14 +750,7 @@ async fn stored_archive_of(storage: &AnyStorage, candidate: &Candidate) -> Optio
         warn!(%key, "a stored archive does not carry the planned composer.json; building it again");
         return None;
     }
-    use sha1::Digest as _;
-    let stored = StoredArchive {
-        key,
-        size: bytes.len() as u64,
-        sha1: hex::encode(sha1::Sha1::digest(&bytes)),
-        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-    };
-    Some(manifest_entry(candidate, stored, composer))
+    Some(manifest_entry(candidate, StoredArchive::of_bytes(key, &bytes), composer))
 }
 
 /// Runs `attempt` until it succeeds, up to 7 tries over about two minutes (2 s doubling to 32 s).
@@ -867,6 +849,19 @@ struct StoredArchive {
     sha256: String,
 }
 
+impl StoredArchive {
+    /// An archive read back from storage, described by its own bytes.
+    fn of_bytes(key: String, bytes: &[u8]) -> StoredArchive {
+        use sha1::Digest as _;
+        StoredArchive {
+            key,
+            size: bytes.len() as u64,
+            sha1: hex::encode(sha1::Sha1::digest(bytes)),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        }
+    }
+}
+
 /// The manifest entry for a candidate's archive.
 fn manifest_entry(
     candidate: &Candidate,
@@ -910,14 +905,8 @@ async fn adopt_published(storage: &impl Storage, manifest: &mut Manifest, candid
     if identity != (Some(candidate.package.as_str()), Some(candidate.version.as_str())) {
         return Some(format!("the object at {key} is another package; it is left out of the metadata"));
     }
-    use sha1::Digest as _;
-    let sha1 = hex::encode(sha1::Sha1::digest(&bytes));
-    let stored = StoredArchive {
-        key,
-        size: bytes.len() as u64,
-        sha1: sha1.clone(),
-        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-    };
+    let stored = StoredArchive::of_bytes(key, &bytes);
+    let sha1 = stored.sha1.clone();
     // Not built from git by this farm: no source ref, commit or tree to record.
     let entry = ManifestEntry {
         upstream: "adopted".to_owned(),

@@ -152,10 +152,10 @@ fn read_body(
 /// Replay check: a delivery id or an identical body seen before is refused (409). Both are
 /// remembered only once a request was accepted or ignored, so a delivery that failed may be
 /// redelivered.
-fn replayed(app: &AppState, delivery: Option<&str>, body: &[u8]) -> Option<Vec<String>> {
+fn replayed(app: &AppState, delivery: &str, body: &[u8]) -> Option<Vec<String>> {
     use sha2::Digest as _;
     let mut keys = vec![format!("body:{}", hex::encode(sha2::Sha256::digest(body)))];
-    if let Some(delivery) = delivery.filter(|d| !d.is_empty()) {
+    if !delivery.is_empty() {
         keys.push(format!("delivery:{delivery}"));
     }
     if keys.iter().any(|key| app.seen.get(key).is_some()) { None } else { Some(keys) }
@@ -249,7 +249,7 @@ fn forge_hook(app: &AppState, forge: &Forge, headers: &HeaderMap, body: Result<B
         return refuse(app, source, StatusCode::UNAUTHORIZED, &error.to_string());
     }
     let delivery = forge.delivery_headers.iter().find_map(|name| header_str(headers, name)).unwrap_or("");
-    let Some(keys) = replayed(app, Some(delivery), &body) else {
+    let Some(keys) = replayed(app, delivery, &body) else {
         return refuse(app, source, StatusCode::CONFLICT, "this delivery was already received");
     };
     let event = header_str(headers, forge.event_header).unwrap_or("");

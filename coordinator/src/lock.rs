@@ -34,7 +34,8 @@ struct LockBody {
     heartbeat: u64,
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -65,7 +66,7 @@ impl StorageLock {
                 .expect("lock body serialises")
         };
         for _ in 0..2 {
-            let bytes = body(now());
+            let bytes = body(unix_seconds());
             let file = storage.scratch_dir().join("lock");
             std::fs::write(&file, &bytes).map_err(|source| StorageError::Io { key: key(), source })?;
             let sha1 =
@@ -80,7 +81,7 @@ impl StorageLock {
                         loop {
                             tokio::time::sleep(HEARTBEAT).await;
                             let refreshed = match held_by(&refresher, &ours).await {
-                                Ok(true) => refresher.put_replace(&key(), body(now())).await.map(|()| true),
+                                Ok(true) => refresher.put_replace(&key(), body(unix_seconds())).await.map(|()| true),
                                 Ok(false) => Ok(false),
                                 Err(error) => Err(error),
                             };
@@ -109,7 +110,7 @@ impl StorageLock {
                 Err(StorageError::Drift { .. }) => {
                     let held = storage.get(&key()).await?.unwrap_or_default();
                     let holder: Option<LockBody> = serde_json::from_slice(&held).ok();
-                    let age = holder.as_ref().map_or(u64::MAX, |h| now().saturating_sub(h.heartbeat));
+                    let age = holder.as_ref().map_or(u64::MAX, |h| unix_seconds().saturating_sub(h.heartbeat));
                     if age < STALE_AFTER.as_secs() {
                         let holder = holder.expect("age is finite only for a parsed holder");
                         return Err(StorageError::Locked(format!(

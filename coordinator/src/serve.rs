@@ -206,19 +206,7 @@ impl Scheduler {
                 Err(error) => {
                     let message = format!("{error:#}");
                     error!(upstream = %self.upstream, error = %message, "build failed");
-                    BuildSummary {
-                        build_id: String::new(),
-                        upstream: self.upstream.clone(),
-                        trigger: trigger.clone(),
-                        started_at: String::new(),
-                        duration_seconds: 0.0,
-                        built: 0,
-                        unchanged: 0,
-                        resumed: 0,
-                        rejected: 0,
-                        failed: Vec::new(),
-                        error: Some(message),
-                    }
+                    BuildSummary::failed_to_run(&self.upstream, &trigger, message)
                 }
             };
             self.status.finished(summary);

@@ -83,6 +83,23 @@ pub struct BuildSummary {
 }
 
 impl BuildSummary {
+    /// A build that could not run (planning or storage failed before any outcome).
+    pub fn failed_to_run(upstream: &str, trigger: &str, error: String) -> BuildSummary {
+        BuildSummary {
+            build_id: String::new(),
+            upstream: upstream.to_owned(),
+            trigger: trigger.to_owned(),
+            started_at: String::new(),
+            duration_seconds: 0.0,
+            built: 0,
+            unchanged: 0,
+            resumed: 0,
+            rejected: 0,
+            failed: Vec::new(),
+            error: Some(error),
+        }
+    }
+
     /// Summarises a report.
     pub fn of(report: &BuildReport, upstream: &str, trigger: &str) -> BuildSummary {
         BuildSummary {
