@@ -14,7 +14,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::additional::{AdditionalPackage, AdditionalPackages};
 use shared::config::StorageKind;
-use shared::config::{FarmConfig, redact_url};
+use shared::config::{FarmConfig, VersionRule, redact_url};
 use shared::git::GitCache;
 use shared::messages::{BuildId, BuildJob, JobId, Outcome, SCHEMA_VERSION, Source};
 use shared::s3::S3Storage;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, warn};
 
 use crate::dispatch::{self, Event};
+use crate::distro::{self, TargetState};
 use crate::report::DeadLetterNote;
 
 use crate::manifest::{Manifest, ManifestEntry, UpstreamRecord};
@@ -90,53 +91,108 @@ impl Scope {
 /// version. Recorded with the refs; a change makes polling plan the upstream again.
 pub fn rules_fingerprint(config: &FarmConfig, upstream: &shared::config::UpstreamConfig) -> String {
     use sha2::Digest as _;
-    let text = format!("{}\n{}\n{upstream:?}", env!("CARGO_PKG_VERSION"), config.resolve_url(&upstream.url));
+    let text = format!(
+        "{}\n{}\n{upstream:?}\n{:?}",
+        env!("CARGO_PKG_VERSION"),
+        config.resolve_url(&upstream.url),
+        config.target
+    );
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// Syncs the upstreams in scope and plans the build against the manifest.
 pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> anyhow::Result<Planned> {
     let cache = Arc::new(GitCache::new(config.cache_dir()));
+    let mut state = TargetState::load(config, SystemTime::now()).context("cannot read the target's inputs")?;
+    // Nightly versions pin every package to its siblings' versions, and release metapackages and
+    // aliases span upstreams: such targets always plan every upstream.
+    let scope = if config.target.versions == VersionRule::Tagged { scope } else { &Scope::All };
     let config = Arc::new(config.clone());
     // Upstreams are fetched and planned in parallel (bounded), and combined in config order.
     let limit = Arc::new(tokio::sync::Semaphore::new(config.workers().max(1)));
-    let mut tasks = Vec::new();
     let in_scope: Vec<usize> = (0..config.upstreams.len()).filter(|&i| scope.includes(&config.upstreams[i].key)).collect();
     if let Scope::Upstream(key) = scope
         && in_scope.is_empty()
     {
         anyhow::bail!("no upstream '{key}' in the configuration");
     }
+    // First pass: fetch, and read what spans upstreams (latest tags, the nightly version map).
+    let mut tasks = Vec::new();
     for &index in &in_scope {
         let (cache, config, limit) = (Arc::clone(&cache), Arc::clone(&config), Arc::clone(&limit));
+        let state = state.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore is never closed");
             tokio::task::spawn_blocking(move || {
                 let upstream = &config.upstreams[index];
                 let url = config.resolve_url(&upstream.url);
                 let shown = redact_url(&url);
-                info!(upstream = %upstream.key, url = %shown, "fetching upstream");
-                let repo = cache.sync(&url).map_err(|e| RepositoryFailure {
+                let failure = |e: shared::git::GitError| RepositoryFailure {
                     upstream: upstream.key.clone(),
                     url: shown.clone(),
                     reason: e.to_string(),
-                })?;
-                info!(upstream = %upstream.key, "planning");
-                plan::plan_upstream(&config, upstream, &repo).map_err(|e| RepositoryFailure {
-                    upstream: upstream.key.clone(),
-                    url: shown,
-                    reason: e.to_string(),
-                })
+                };
+                info!(upstream = %upstream.key, url = %shown, "fetching upstream");
+                let repo = cache.sync(&url).map_err(failure)?;
+                let (tags, _) = shared::git::list_tags(&repo).map_err(failure)?;
+                let latest = shared::distribution::latest_tag(tags.iter().map(|t| t.name.as_str()));
+                let nightly = if state.rule == VersionRule::Nightly {
+                    Some(distro::nightly_entries(upstream, &repo, &state).map_err(failure)?)
+                } else {
+                    None
+                };
+                Ok::<_, RepositoryFailure>((repo, latest, nightly))
             })
             .await
         }));
     }
+    let mut synced = Vec::new();
     let mut planned = Planned::default();
-    let mut candidates = Vec::new();
     for (&index, task) in in_scope.iter().zip(tasks) {
         let upstream = &config.upstreams[index];
+        match task.await.context("fetching task panicked")?.context("fetching task panicked")? {
+            Ok((repo, latest, nightly)) => {
+                state.add_latest_tag(&upstream.url, latest);
+                if let Some((base, entries)) = nightly {
+                    state.add_nightly_entries(&upstream.key, &base, entries);
+                }
+                synced.push((index, repo));
+            }
+            Err(failure) => {
+                warn!(upstream = %failure.upstream, reason = %failure.reason, "upstream failed");
+                planned.report.repository_failures.push(failure);
+            }
+        }
+    }
+    // Second pass: plan every upstream against the complete inputs.
+    let mut tasks = Vec::new();
+    for (index, repo) in synced {
+        let (config, limit) = (Arc::clone(&config), Arc::clone(&limit));
+        let mut state = state.clone();
+        tasks.push((
+            index,
+            tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore is never closed");
+                tokio::task::spawn_blocking(move || {
+                    let upstream = &config.upstreams[index];
+                    info!(upstream = %upstream.key, "planning");
+                    let plan = plan::plan_upstream(&config, upstream, &repo, &mut state).map_err(|e| RepositoryFailure {
+                        upstream: upstream.key.clone(),
+                        url: redact_url(&config.resolve_url(&upstream.url)),
+                        reason: e.to_string(),
+                    });
+                    plan.map(|plan| (plan, state.inputs.resolved_templates))
+                })
+                .await
+            }),
+        ));
+    }
+    let mut candidates = Vec::new();
+    for (index, task) in tasks {
+        let upstream = &config.upstreams[index];
         match task.await.context("planning task panicked")?.context("planning task panicked")? {
-            Ok(upstream_plan) => {
+            Ok((upstream_plan, resolved)) => {
+                state.inputs.resolved_templates.extend(resolved);
                 planned.refs.insert(upstream.key.clone(), upstream_plan.refs);
                 planned.report.rejected.extend(upstream_plan.rejections);
                 planned.report.tags.push(UpstreamTags { upstream: upstream.key.clone(), tags: upstream_plan.tags });
@@ -167,8 +223,18 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
             reason: reason.clone(),
         });
     }
+    let mut winners = plan::resolve(candidates);
+    planned.report.flavours = distro::apply_flavours(&mut winners, &config.target.flavours);
+    if config.target.versions == VersionRule::Release && config.target.aliases {
+        let vendor = config.target.vendor.clone().unwrap_or_else(|| shared::config::DEFAULT_VENDOR.to_owned());
+        if vendor != shared::config::DEFAULT_VENDOR {
+            let aliases = distro::alias_candidates(&winners, &vendor, &|id| manifest.contains(id));
+            winners.extend(aliases);
+        }
+    }
+    planned.report.inputs = state.inputs;
     let mut built_ids = std::collections::HashSet::new();
-    for candidate in plan::resolve(candidates) {
+    for candidate in winners {
         // As the reference: a name@version a prebuilt archive provides is never written from git.
         let (final_name, final_version) = &candidate.final_identity;
         if let Some(file) = additional.provider(final_name, final_version) {
@@ -650,6 +716,28 @@ impl Farm {
 
     /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
     /// earlier one).
+    /// The storage the farm publishes to.
+    pub fn storage(&self) -> &AnyStorage {
+        &self.storage
+    }
+
+    /// Whether the manifest already has `name@version`.
+    pub async fn knows(&self, id: &str) -> bool {
+        self.manifest.lock().await.contains(id)
+    }
+
+    /// Records archives taken over from an existing repository, and saves the manifest.
+    pub async fn record_adopted(&self, entries: Vec<ManifestEntry>) -> anyhow::Result<()> {
+        {
+            let mut manifest = self.manifest.lock().await;
+            for entry in entries {
+                manifest.packages.insert(format!("{}@{}", entry.name, entry.version), entry);
+            }
+        }
+        self.farm_managed.store(true, Ordering::SeqCst);
+        self.save_manifest().await
+    }
+
     async fn save_manifest(&self) -> anyhow::Result<()> {
         let _writing = self.writes.lock().await;
         let bytes = self.manifest.lock().await.to_bytes();
@@ -842,16 +930,16 @@ fn outcome_for(candidate: &Candidate) -> PackageOutcome {
 }
 
 /// Where and what an archive is in storage.
-struct StoredArchive {
-    key: String,
-    size: u64,
-    sha1: String,
-    sha256: String,
+pub(crate) struct StoredArchive {
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) sha1: String,
+    pub(crate) sha256: String,
 }
 
 impl StoredArchive {
     /// An archive read back from storage, described by its own bytes.
-    fn of_bytes(key: String, bytes: &[u8]) -> StoredArchive {
+    pub(crate) fn of_bytes(key: String, bytes: &[u8]) -> StoredArchive {
         use sha1::Digest as _;
         StoredArchive {
             key,

@@ -29,6 +29,10 @@ pub enum Command {
     /// Keep the repository current: poll the upstreams, take webhooks, build what changed, and
     /// serve health, metrics and status over HTTP until SIGTERM/SIGINT.
     Serve(ServeArgs),
+    /// Take over an existing Composer repository: read its metadata (URL or folder) into the
+    /// manifest, copying archives the storage lacks after checking their sha1. Nothing published
+    /// is rebuilt or changed.
+    Adopt(AdoptArgs),
     /// Check the published repository as a client sees it: packages.json, every p2 file, every
     /// dist URL and its sha1. Exits 1 if anything is wrong.
     Verify(VerifyArgs),
@@ -44,6 +48,20 @@ pub struct VerifyArgs {
     #[arg(long, env = "FARM_BASE_URL")]
     pub base_url: Option<String>,
     /// Downloads at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+/// Options of `adopt`.
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Configuration and output, as for `build`.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The repository to take over: its URL (where `packages.json` is served) or a folder.
+    #[arg(long)]
+    pub from: String,
+    /// Archives checked or copied at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
 }
@@ -162,6 +180,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             crate::serve::run(crate::serve::ServeOptions { config: options.config, out: options.out }).await?;
             Ok(0)
+        }
+        Command::Adopt(args) => {
+            let (options, _) = args.common.options()?;
+            let farm = build::Farm::open(
+                options.config,
+                &options.out,
+                std::sync::Arc::new(crate::metrics::Metrics::new()),
+                tokio_util::sync::CancellationToken::new(),
+                std::time::Duration::ZERO,
+            )
+            .await?;
+            let result = crate::adopt::adopt(&farm, &args.from, args.concurrency).await;
+            farm.close().await;
+            let report = result?;
+            eprint!("{}", report.summary());
+            Ok(if report.problems.is_empty() { 0 } else { 1 })
         }
         Command::Verify(args) => {
             let config =

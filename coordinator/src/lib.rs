@@ -2,9 +2,11 @@
 //! workers as `BuildJob`s, records results in the manifest and is the only writer of Composer
 //! metadata. Modules in reading order.
 
+pub mod adopt;
 pub mod build;
 pub mod cli;
 pub mod dispatch;
+pub mod distro;
 pub mod hooks;
 pub mod http;
 pub mod lock;

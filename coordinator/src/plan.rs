@@ -12,11 +12,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use git2::{Oid, Repository};
 use serde::Serialize;
-use shared::config::{FarmConfig, PackageDefinition, UpstreamConfig};
+use serde_json::{Map, Value};
+use shared::config::{FarmConfig, MetapackageKind, PackageDefinition, UpstreamConfig, VersionRule};
 use shared::git::{self, FileLookup, GitError, TagRef};
 use shared::messages::Content;
 use shared::rules::{self, RuleContext};
 use shared::version;
+
+use crate::distro::{self, MetaRequest, TargetState};
 
 /// Excludes the reference adds to every package definition (repository-relative, so they only
 /// affect a package at the repository root).
@@ -62,6 +65,9 @@ pub struct Candidate {
     pub content: Content,
     /// Name and version after transforms (the additional-packages lookup uses them).
     pub final_identity: (String, String),
+    /// A flavour's product metapackage (index into `target.flavours`): its require is filtered
+    /// once every upstream is planned.
+    pub flavour: Option<usize>,
 }
 
 impl Candidate {
@@ -153,42 +159,120 @@ pub fn select_refs(upstream: &UpstreamConfig, repo: &Repository) -> Result<(Sele
     Ok((SelectedRefs { tags, branches }, rejections))
 }
 
-/// Plans one upstream from its synced repository.
+/// How a ref is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RefMode {
+    /// A tag, as tagged (mirror, release history).
+    Tag,
+    /// A development branch as `dev-<branch>`.
+    Branch(String),
+    /// The `ref` branch head with nightly versions.
+    Nightly,
+    /// The `ref` branch head as the new release.
+    Release(String),
+}
+
+/// Plans one upstream from its synced repository. `state` is this upstream's copy of the
+/// target's inputs (it records the dependency templates it resolves).
 pub fn plan_upstream(
     config: &FarmConfig,
     upstream: &UpstreamConfig,
     repo: &Repository,
+    state: &mut TargetState,
 ) -> Result<UpstreamPlan, GitError> {
     let repo_url = config.resolve_url(&upstream.url);
     let mut plan = UpstreamPlan::default();
     let (refs, rejections) = select_refs(upstream, repo)?;
     plan.rejections = rejections;
-    plan.tags = refs.tags.iter().map(|t| t.name.clone()).collect();
-    plan.refs = refs.map();
-    let no_pins = BTreeMap::new();
-    // Tags first, then branches: their versions (`dev-<branch>`) never meet a tag's.
-    let tags: Vec<(&TagRef, Option<String>)> = refs
-        .tags
-        .iter()
-        .map(|t| (t, None))
-        .chain(refs.branches.iter().map(|b| (b, Some(format!("dev-{}", b.name)))))
-        .collect();
+    let mut modes: Vec<(TagRef, RefMode)> = Vec::new();
+    if state.rule != VersionRule::Nightly {
+        // Tags first, then branches: their versions (`dev-<branch>`) never meet a tag's.
+        plan.tags = refs.tags.iter().map(|t| t.name.clone()).collect();
+        plan.refs = refs.map();
+        modes.extend(refs.tags.iter().map(|t| (t.clone(), RefMode::Tag)));
+        modes.extend(refs.branches.iter().map(|b| (b.clone(), RefMode::Branch(format!("dev-{}", b.name)))));
+    }
+    let head_mode = match (state.rule, &state.release) {
+        (VersionRule::Nightly, _) => Some(RefMode::Nightly),
+        (VersionRule::Release, Some(release)) => Some(RefMode::Release(release.clone())),
+        _ => None,
+    };
+    if let (Some(mode), Some(branch)) = (head_mode, &upstream.git_ref) {
+        match repo.refname_to_id(&format!("refs/heads/{branch}")) {
+            Ok(commit) => {
+                plan.refs.insert(format!("refs/heads/{branch}"), commit.to_string());
+                modes.push((TagRef { name: branch.clone(), commit }, mode));
+            }
+            Err(_) => plan.rejections.push(Rejection {
+                upstream: upstream.key.clone(),
+                tag: Some(branch.clone()),
+                dir: None,
+                reason: "the upstream has no such branch (ref): nothing is built from it".to_owned(),
+            }),
+        }
+    }
 
-    let mut reader =
-        Reader { repo, upstream, repo_url: &repo_url, plan: &mut plan, no_pins: &no_pins, trees: HashMap::new() };
+    let mut reader = Reader {
+        repo,
+        config,
+        upstream,
+        repo_url: &repo_url,
+        plan: &mut plan,
+        state,
+        trees: HashMap::new(),
+    };
     for definition in &upstream.package_dirs {
-        for (tag, forced) in &tags {
-            reader.package_dir(definition, tag, forced.as_deref())?;
+        for (tag, mode) in &modes {
+            reader.package_dir(definition, tag, mode)?;
         }
     }
     for definition in &upstream.single_packages {
-        for (tag, forced) in &tags {
-            reader.package(definition, &definition.dir, tag, Precedence::FirstWins, forced.as_deref())?;
+        for (tag, mode) in &modes {
+            reader.package(definition, &definition.dir, tag, Precedence::FirstWins, mode)?;
         }
     }
     for definition in &upstream.metapackage_dirs {
-        for (tag, forced) in &tags {
-            reader.package(definition, &definition.dir, tag, Precedence::LastWins, forced.as_deref())?;
+        for (tag, mode) in &modes {
+            reader.package(definition, &definition.dir, tag, Precedence::LastWins, mode)?;
+        }
+    }
+    for meta in &upstream.metapackages {
+        let mut requests = vec![(MetaRequest { name: meta.name.clone(), kind: meta.kind, flavour: None }, None)];
+        if meta.kind == MetapackageKind::Product {
+            for (index, flavour) in config.target.flavours.iter().enumerate() {
+                let product = MetaRequest {
+                    name: flavour.product_name(),
+                    kind: MetapackageKind::Product,
+                    flavour: Some((index, flavour)),
+                };
+                requests.push((product, Some(flavour)));
+                if flavour.project {
+                    let project = MetaRequest { name: flavour.project_name(), kind: MetapackageKind::Project, flavour: None };
+                    requests.push((project, Some(flavour)));
+                }
+            }
+        }
+        for (request, flavour) in &requests {
+            let from = meta.from_tag.as_ref().or(upstream.from_tag.as_ref());
+            for (tag, mode) in &modes {
+                let wanted = match mode {
+                    RefMode::Tag => {
+                        let since_ok = match flavour {
+                            Some(flavour) => flavour
+                                .since
+                                .as_ref()
+                                .is_some_and(|since| version::compare(&tag.name, since).is_ok_and(|c| c.is_ge())),
+                            None => true,
+                        };
+                        since_ok && from.is_none_or(|from| version::compare(&tag.name, from).is_ok_and(|c| c.is_ge()))
+                    }
+                    RefMode::Branch(_) => false,
+                    RefMode::Nightly | RefMode::Release(_) => true,
+                };
+                if wanted {
+                    reader.metapackage(request, tag, mode)?;
+                }
+            }
         }
     }
     Ok(plan)
@@ -255,10 +339,11 @@ fn select_tags(
 
 struct Reader<'a, 'p> {
     repo: &'a Repository,
+    config: &'a FarmConfig,
     upstream: &'a UpstreamConfig,
     repo_url: &'a str,
     plan: &'p mut UpstreamPlan,
-    no_pins: &'a BTreeMap<String, String>,
+    state: &'p mut TargetState,
     /// Root tree per commit, so each tag's tree is looked up once.
     trees: HashMap<Oid, git2::Tree<'a>>,
 }
@@ -285,12 +370,7 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// One package per immediate, non-hidden subfolder, minus folder excludes.
-    fn package_dir(
-        &mut self,
-        definition: &PackageDefinition,
-        tag: &TagRef,
-        forced_version: Option<&str>,
-    ) -> Result<(), GitError> {
+    fn package_dir(&mut self, definition: &PackageDefinition, tag: &TagRef, mode: &RefMode) -> Result<(), GitError> {
         let root = self.root(tag.commit)?;
         let Some(parent) = git::subtree(self.repo, &root, &definition.dir)? else {
             return self.reject(&tag.name, &definition.dir, "package folder does not exist at this tag".to_owned());
@@ -300,59 +380,106 @@ impl<'a> Reader<'a, '_> {
             let excluded =
                 definition.excludes.iter().any(|e| folder == e.trim_end_matches('/') || folder.starts_with(e.as_str()));
             if !excluded {
-                self.package(definition, &folder, tag, Precedence::FirstWins, forced_version)?;
+                self.package(definition, &folder, tag, Precedence::FirstWins, mode)?;
             }
         }
         Ok(())
     }
 
-    /// One package from `dir/composer.json`.
+    /// One package from `dir/composer.json` (or the definition's template).
     fn package(
         &mut self,
         definition: &PackageDefinition,
         dir: &str,
         tag: &TagRef,
         precedence: Precedence,
-        forced_version: Option<&str>,
+        mode: &RefMode,
     ) -> Result<(), GitError> {
         let root = self.root(tag.commit)?;
         let Some(tree) = git::subtree(self.repo, &root, dir)? else {
             return self.reject(&tag.name, dir, "package folder does not exist at this tag".to_owned());
         };
-        let text = match git::read_file(self.repo, &tree, "composer.json")? {
-            // Node decodes invalid UTF-8 with replacement characters; so do we.
-            FileLookup::Found(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            FileLookup::Missing => return self.reject(&tag.name, dir, "no composer.json".to_owned()),
-            FileLookup::NotAFile => {
-                return self.reject(&tag.name, dir, "composer.json is not a regular file".to_owned());
+        let text = match &definition.composer_template {
+            Some(template) => {
+                let at_tag = (*mode == RefMode::Tag).then_some(tag.name.as_str());
+                match self.state.template_text(template, at_tag) {
+                    Ok(Some(text)) => text,
+                    Ok(None) if at_tag.is_some() => {
+                        let reason = format!("no history file for this tag ({template} with history/ and {}.json): skipped, as the reference", tag.name);
+                        return self.reject(&tag.name, dir, reason);
+                    }
+                    Ok(None) => return self.reject(&tag.name, dir, format!("template {template} does not exist")),
+                    Err(reason) => return self.reject(&tag.name, dir, reason),
+                }
             }
+            None => match git::read_file(self.repo, &tree, "composer.json")? {
+                // Node decodes invalid UTF-8 with replacement characters; so do we.
+                FileLookup::Found(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                FileLookup::Missing => return self.reject(&tag.name, dir, "no composer.json".to_owned()),
+                FileLookup::NotAFile => {
+                    return self.reject(&tag.name, dir, "composer.json is not a regular file".to_owned());
+                }
+            },
         };
-        let pins = self.upstream.pinned_versions.get(&tag.name).unwrap_or(self.no_pins);
-        let context = RuleContext {
-            vendor: &self.upstream.vendor,
-            pins,
-            // Metapackages fall back to the tag name; folder packages without a version are skipped.
-            fallback_version: (precedence == Precedence::LastWins).then_some(tag.name.as_str()),
-            transforms: &self.upstream.transforms,
-            forced_version,
-        };
+        let templated = definition.composer_template.is_some();
+        let dev_version;
+        let release_pins;
+        let state = &*self.state;
+        let mut context = RuleContext::tagged(&self.upstream.vendor, &rules::NO_VERSIONS, None, &self.upstream.transforms);
+        context.composer_repo_url = &self.config.repository.base_url;
+        context.sort_links_since = definition.sort_links_since.as_deref();
+        context.git_ref = &tag.name;
+        match mode {
+            RefMode::Tag => {
+                context.pins = self.upstream.pinned_versions.get(&tag.name).unwrap_or(&rules::NO_VERSIONS);
+                // Metapackages fall back to the tag name; folder packages without a version are skipped.
+                context.fallback_version = (precedence == Precedence::LastWins).then_some(tag.name.as_str());
+            }
+            RefMode::Branch(dev) => {
+                dev_version = dev.clone();
+                context.forced_version = Some(&dev_version);
+                context.require = if templated { state.base_require.as_ref() } else { None };
+            }
+            RefMode::Nightly => {
+                context.pins = &state.nightly;
+                context.fallback_version = state.fallback.as_deref();
+                context.replace_versions = &state.replace_versions;
+                context.on_packagist = &state.on_packagist;
+                context.require = if templated { state.base_require.as_ref() } else { None };
+            }
+            RefMode::Release(release) => {
+                release_pins = state.release_pins.clone();
+                context.pins = &release_pins;
+                context.fallback_version = Some(release);
+                context.git_ref = release;
+                context.replace_versions = &state.replace_versions;
+                context.on_packagist = &state.on_packagist;
+                // The reference's release preparation rewrites the repository's composer.json
+                // files, not the template; a metapackage's version is the release's first.
+                context.release_version = (!templated).then_some(release.as_str());
+                context.forced_version = (precedence == Precedence::LastWins).then_some(release.as_str());
+                context.require = if templated { state.base_require.as_ref() } else { None };
+            }
+        }
         let rewritten = match rules::rewrite(&text, &context) {
             Ok(rewritten) => rewritten,
             Err(error) => return self.reject(&tag.name, dir, error.to_string()),
         };
-        let branch = forced_version.is_some();
-        // A branch name may hold '/', which a key must not; Composer's version keeps it.
-        let key_version = if branch { rewritten.version.replace('/', "-") } else { rewritten.version.clone() };
-        if let Err(reason) = check_key_safe(&rewritten.name, &key_version) {
+        if *mode == RefMode::Nightly
+            && let Some(reason) = self.state.nightly_failed.get(&rewritten.name)
+        {
+            let reason = format!("{}: {reason}", rewritten.name);
             return self.reject(&tag.name, dir, reason);
         }
-        if let Err(error) = version::composer_normalize(&rewritten.version) {
-            let reason = format!("{} {error}: Composer would reject the package's metadata", rewritten.name);
-            return self.reject(&tag.name, dir, reason);
-        }
+        let branch = matches!(mode, RefMode::Branch(_));
         let content = match precedence {
             Precedence::FirstWins => {
                 let mut excludes = definition.excludes.clone();
+                for conditional in &definition.conditional_excludes {
+                    if conditional.applies_at(context.git_ref) && !excludes.contains(&conditional.path) {
+                        excludes.push(conditional.path.clone());
+                    }
+                }
                 for implicit in IMPLICIT_EXCLUDES {
                     if !excludes.iter().any(|e| e == implicit) {
                         excludes.push(implicit.to_owned());
@@ -362,13 +489,12 @@ impl<'a> Reader<'a, '_> {
             }
             Precedence::LastWins => Content::ComposerJsonOnly,
         };
-        let key = if branch {
-            let digest = content_digest(self.repo, &root, dir, &tree, &rewritten.composer_json, &content)?;
-            format!("packages/{}-{key_version}-{}.zip", rewritten.name, &digest[..12])
+        let digest = if branch {
+            Some(content_digest(self.repo, &root, dir, &tree, &rewritten.composer_json, &content)?)
         } else {
-            format!("packages/{}-{key_version}.zip", rewritten.name)
+            None
         };
-        self.plan.candidates.push(Candidate {
+        let candidate = Candidate {
             package: rewritten.name,
             version: rewritten.version,
             composer_json: rewritten.composer_json,
@@ -377,13 +503,124 @@ impl<'a> Reader<'a, '_> {
             repo_url: self.repo_url.to_owned(),
             tag: tag.name.clone(),
             branch,
-            key,
+            key: String::new(),
             commit: tag.commit,
             tree_id: tree.id(),
             content,
             final_identity: rewritten.final_identity,
-        });
+            flavour: None,
+        };
+        self.push(candidate, None, digest.as_deref(), dir)
+    }
+
+    /// Checks a candidate's name and version, names its archive and adds it to the plan. The
+    /// archive is `packages/<name>-<version>.zip`, with `key_version` instead of the version
+    /// where the reference names it otherwise, and the digest's first 12 digits for branches.
+    fn push(&mut self, mut candidate: Candidate, key_version: Option<&str>, digest: Option<&str>, dir: &str) -> Result<(), GitError> {
+        // A branch name may hold '/', which a key must not; Composer's version keeps it.
+        let key_version = key_version.map_or_else(|| candidate.version.replace('/', "-"), str::to_owned);
+        if let Err(reason) = check_key_safe(&candidate.package, &key_version) {
+            return self.reject(&candidate.tag.clone(), dir, reason);
+        }
+        if let Err(error) = version::composer_normalize(&candidate.version) {
+            let reason = format!("{} {error}: Composer would reject the package's metadata", candidate.package);
+            return self.reject(&candidate.tag.clone(), dir, reason);
+        }
+        candidate.key = match digest {
+            Some(digest) => format!("packages/{}-{key_version}-{}.zip", candidate.package, &digest[..12]),
+            None => format!("packages/{}-{key_version}.zip", candidate.package),
+        };
+        self.plan.candidates.push(candidate);
         Ok(())
+    }
+
+    /// A community-edition metapackage (or a flavour of one) from the root composer.json.
+    fn metapackage(&mut self, request: &MetaRequest<'_>, tag: &TagRef, mode: &RefMode) -> Result<(), GitError> {
+        let root = self.root(tag.commit)?;
+        let label = format!("metapackage {}", request.name);
+        let text = match git::read_file(self.repo, &root, "composer.json")? {
+            FileLookup::Found(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => return self.reject(&tag.name, &label, "no root composer.json".to_owned()),
+        };
+        let mut root_config = match shared::json::parse(&text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return self.reject(&tag.name, &label, "the root composer.json is not an object".to_owned()),
+            Err(error) => return self.reject(&tag.name, &label, format!("root composer.json: {error}")),
+        };
+        let vendor = self.upstream.vendor.clone();
+        let base_url = self.config.repository.base_url.clone();
+        let made = match mode {
+            RefMode::Tag => {
+                let pins = self.upstream.pinned_versions.get(&tag.name).cloned().unwrap_or_default();
+                distro::tagged_metapackage(self.state, self.upstream, request, root_config, &tag.name, &pins, &base_url)
+                    .and_then(|(mut config, verbatim)| {
+                        let version = version_of(&config).unwrap_or_else(|| tag.name.clone());
+                        let name = format!("{vendor}/{}", request.name);
+                        rules::apply_transforms_to(&mut config, &name, &version, &vendor, &self.upstream.transforms)
+                            .map_err(|e| e.to_string())?;
+                        Ok((config, verbatim))
+                    })
+            }
+            RefMode::Branch(_) => return Ok(()),
+            RefMode::Nightly | RefMode::Release(_) => {
+                let pins = match mode {
+                    RefMode::Nightly => self.state.nightly.clone(),
+                    _ => self.state.release_pins.clone(),
+                };
+                let state = self.state.clone();
+                let mut release = state.release_state(&vendor, &tag.name, &pins, &base_url);
+                if let RefMode::Release(version) = mode {
+                    release.version = Some(version);
+                    release.fallback_version = Some(version);
+                    release.git_ref = version;
+                    // The release preparation rewrites the root composer.json too when a project
+                    // metapackage is made from it.
+                    if self.upstream.metapackages.iter().any(|m| m.kind == MetapackageKind::Project) {
+                        shared::distribution::magento_to_mage_os(&mut root_config, &release);
+                    }
+                } else {
+                    release.fallback_version = state.fallback.as_deref();
+                }
+                distro::branch_metapackage(self.state, self.upstream, request, root_config, &release)
+            }
+        };
+        let (config, verbatim) = match made {
+            Ok(made) => made,
+            Err(reason) => return self.reject(&tag.name, &label, reason),
+        };
+        let name = match config.get("name").and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => format!("{vendor}/{}", request.name),
+        };
+        let version = version_of(&config).unwrap_or_else(|| tag.name.clone());
+        let key_version = (*mode == RefMode::Tag).then(|| tag.name.clone());
+        let composer_json = shared::json::stringify_pretty(&Value::Object(config));
+        let candidate = Candidate {
+            final_identity: (name.clone(), version.clone()),
+            package: name,
+            version,
+            composer_json,
+            precedence: Precedence::LastWins,
+            upstream: self.upstream.key.clone(),
+            repo_url: self.repo_url.to_owned(),
+            tag: tag.name.clone(),
+            branch: false,
+            key: String::new(),
+            commit: tag.commit,
+            tree_id: root.id(),
+            content: Content::ComposerJsonOnly,
+            flavour: if verbatim { None } else { request.flavour.map(|(index, _)| index) },
+        };
+        self.push(candidate, key_version.as_deref(), None, &label)
+    }
+}
+
+/// A composer.json's version as text, if it has a truthy one.
+fn version_of(config: &Map<String, Value>) -> Option<String> {
+    match config.get("version") {
+        Some(Value::String(v)) if !v.is_empty() => Some(v.clone()),
+        Some(Value::Number(n)) if rules::js_truthy(&Value::Number(n.clone())) => Some(shared::json::format_js_number(n)),
+        _ => None,
     }
 }
 

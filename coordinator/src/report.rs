@@ -47,6 +47,11 @@ pub struct BuildReport {
     /// Messages that were not jobs, dead-lettered while this build ran (jobs of this build that
     /// were dead-lettered are in `failed`).
     pub dead_letters: Vec<DeadLetterNote>,
+    /// The explicit inputs the versions and metadata were made from (nightly date, release,
+    /// upstream versions, Packagist list, base dependencies, resolved templates).
+    pub inputs: crate::distro::Inputs,
+    /// What each flavour's rules removed from its product metapackage.
+    pub flavours: Vec<crate::distro::FlavourNote>,
 }
 
 /// A dead-lettered message that is not a job of any build.
@@ -148,6 +153,22 @@ impl BuildReport {
             self.mode,
             self.workers,
         );
+        if !self.inputs.versions.is_empty() && self.inputs.versions != "tagged" {
+            let inputs = &self.inputs;
+            let _ = writeln!(
+                out,
+                "  inputs: {} versions{}{}{}{}",
+                inputs.versions,
+                inputs.date.as_ref().map(|d| format!(", date {d}")).unwrap_or_default(),
+                inputs.release.as_ref().map(|r| format!(", release {r}")).unwrap_or_default(),
+                inputs
+                    .upstream_versions
+                    .as_ref()
+                    .map(|f| format!(", upstream versions {} ({} entries)", f.path, f.entries))
+                    .unwrap_or_default(),
+                inputs.base_require.as_ref().map(|b| format!(", base require {b}")).unwrap_or_default(),
+            );
+        }
         for failure in &self.repository_failures {
             let _ = writeln!(out, "  repository failed: {} ({}): {}", failure.upstream, failure.url, failure.reason);
         }

@@ -117,7 +117,7 @@ async fn check_archive(client: &reqwest::Client, url: &str, expected: &str) -> R
 }
 
 /// GETs a JSON document; `None` on 404.
-async fn fetch_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Option<Value>> {
+pub(crate) async fn fetch_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Option<Value>> {
     let response = client.get(url).send().await.with_context(|| format!("cannot GET {url}"))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
@@ -131,7 +131,7 @@ async fn fetch_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Optio
 
 /// Expands a p2 document's version list (`composer/2.0` minified: each entry lists only what
 /// changed from the previous one; `"__unset"` removes a key).
-fn expand(document: &Value, name: &str) -> Result<Vec<Map<String, Value>>, String> {
+pub(crate) fn expand(document: &Value, name: &str) -> Result<Vec<Map<String, Value>>, String> {
     let entries = document["packages"][name].as_array().ok_or_else(|| format!("no version list for {name}"))?;
     let minified = document["minified"].as_str() == Some("composer/2.0");
     let mut current = Map::new();
@@ -154,7 +154,7 @@ fn expand(document: &Value, name: &str) -> Result<Vec<Map<String, Value>>, Strin
 }
 
 /// A URL from the metadata, absolute or relative to the repository.
-fn resolve(base: &str, url: &str) -> String {
+pub(crate) fn resolve(base: &str, url: &str) -> String {
     if url.starts_with("http://") || url.starts_with("https://") {
         url.to_owned()
     } else {

@@ -51,6 +51,139 @@ pub struct FarmConfig {
     /// The always-on coordinator (`coordinator serve`): HTTP endpoint, polling, webhooks.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// What kind of repository this is: version rule, vendor, explicit inputs, flavours.
+    #[serde(default)]
+    pub target: TargetConfig,
+}
+
+/// How package versions are chosen (`target.versions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionRule {
+    /// Every selected tag as it is tagged (the mirror, and a release's history).
+    #[default]
+    Tagged,
+    /// Each upstream's `ref` branch head as `<latest tag>.1-a<YYYYMMDD>[+suffix]` (spec 5.3).
+    Nightly,
+    /// The history tags as tagged, plus (with `release`) one new version for every package built
+    /// from each upstream's `ref` branch head (spec 5.4).
+    Release,
+}
+
+/// The distribution this configuration publishes (`[target]`): the mirror, an upstream nightly,
+/// a Mage-OS nightly or a Mage-OS release. Everything the reference generator looks up live is an
+/// explicit input here, and every input is recorded in the build report.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The version rule.
+    #[serde(default)]
+    pub versions: VersionRule,
+    /// Vendor of upstreams that set none (default `magento`); another vendor renames the
+    /// `magento/*` packages this configuration builds.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Nightly: the `YYYYMMDD` in versions. Absent: the date of the build's start in UTC.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// Release: the version every package of the new release gets (e.g. `3.3.0`). Absent: only
+    /// the history (tags from `from_tag`) is built.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Folder with the reference's data files: `history/<vendor>/<package>/<version>.json` and
+    /// `composer-templates/<vendor>/<package>/{template,dependencies-template}.json`.
+    #[serde(default)]
+    pub resources: Option<PathBuf>,
+    /// Versions of the upstream release the build replaces (`replace` entries point at them): a
+    /// `composer.lock`, the output of `composer show --format=json`, or a JSON object of name to
+    /// version.
+    #[serde(default)]
+    pub upstream_versions: Option<PathBuf>,
+    /// Packages of the vendor that are on Packagist: their constraints are kept instead of being
+    /// pinned to the release (the reference asks Packagist's search API at build time).
+    #[serde(default)]
+    pub on_packagist: Vec<String>,
+    /// Release: alias metapackages so that `magento/*` requirements install the vendor's packages.
+    #[serde(default = "default_true")]
+    pub aliases: bool,
+    /// The require section of template-based packages (the base package), as a JSON object file.
+    /// The reference computes it with PHP tooling (class usage to installed packages); the farm
+    /// takes the result as an input. Absent: the template's own require is kept, and the report
+    /// says so.
+    #[serde(default)]
+    pub base_require: Option<PathBuf>,
+    /// Flavours: product and project metapackages whose require is the community edition's,
+    /// filtered by rules.
+    #[serde(default)]
+    pub flavours: Vec<Flavour>,
+}
+
+/// A distribution flavour (`[[target.flavours]]`): `<vendor>/product-<name>-edition` requires
+/// the entries of the product community edition's `require` that the rules keep, and
+/// `<vendor>/project-<name>-edition` is a project requiring it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flavour {
+    /// Flavour name: `minimal` gives `product-minimal-edition` and `project-minimal-edition`.
+    pub name: String,
+    /// Description of the product metapackage.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// First history tag that has this flavour (inclusive). Absent: only new releases.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Keep only requirements whose name matches one of these (`*` matches any text); empty:
+    /// keep all.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Drop requirements whose name matches one of these.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Drop requirements on built packages of these composer types (e.g. `magento2-theme`).
+    #[serde(default)]
+    pub exclude_types: Vec<String>,
+    /// Always keep these names, whatever the other rules say.
+    #[serde(default)]
+    pub keep: Vec<String>,
+    /// Also drop every built package that requires a dropped one (directly or through other
+    /// built packages), so nothing dropped comes back as a dependency.
+    #[serde(default)]
+    pub closed: bool,
+    /// Also build `project-<name>-edition`.
+    #[serde(default = "default_true")]
+    pub project: bool,
+}
+
+impl Flavour {
+    /// The product metapackage's name without vendor.
+    pub fn product_name(&self) -> String {
+        format!("product-{}-edition", self.name)
+    }
+
+    /// The project metapackage's name without vendor.
+    pub fn project_name(&self) -> String {
+        format!("project-{}-edition", self.name)
+    }
+}
+
+/// `*`-wildcard match of a package name (the whole name; `*` matches any text, also `/`).
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// A secret from the configuration; never printed (`Debug` shows `[redacted]`).
@@ -425,8 +558,12 @@ pub struct UpstreamConfig {
     /// Git URL.
     pub url: String,
     /// Composer vendor of the built packages; other than `magento` renames `magento/*` names.
-    #[serde(default = "default_vendor")]
+    /// Default: `target.vendor`, else `magento`.
+    #[serde(default)]
     pub vendor: String,
+    /// The branch nightly and release builds read (the reference's `ref`), e.g. `2.4-develop`.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
     /// First tag to build (inclusive, compared with the reference's version order).
     #[serde(default)]
     pub from_tag: Option<String>,
@@ -456,6 +593,10 @@ pub struct UpstreamConfig {
     /// files; each content change gets a new archive).
     #[serde(default)]
     pub branches: Vec<String>,
+    /// Metapackages made from the repository's root composer.json (the reference's
+    /// `extraMetapackages`): the project and product community editions.
+    #[serde(default)]
+    pub metapackages: Vec<MetapackageDefinition>,
     /// Repository names (`owner/name`, as webhooks send them) that trigger this upstream;
     /// default: the last two path segments of `url` without `.git`.
     #[serde(default)]
@@ -491,8 +632,49 @@ fn environment_overrides() -> config::Environment {
         .source(Some(variables))
 }
 
-fn default_vendor() -> String {
-    DEFAULT_VENDOR.to_owned()
+/// A metapackage made from the repository's root composer.json (`extraMetapackages`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetapackageDefinition {
+    /// Name without vendor, e.g. `product-community-edition`.
+    pub name: String,
+    /// Which community-edition transform makes it (spec 3.8).
+    pub kind: MetapackageKind,
+    /// First tag it is built from (default: the upstream's `from_tag`).
+    #[serde(default)]
+    pub from_tag: Option<String>,
+}
+
+/// The two community-edition metapackages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetapackageKind {
+    /// `project-*`: a Composer project requiring the product.
+    Project,
+    /// `product-*`: the metapackage requiring every package of the distribution.
+    Product,
+}
+
+/// An exclude that applies except at some tags (the reference's exclude functions).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionalExclude {
+    /// Repository-relative path prefix.
+    pub path: String,
+    /// Not excluded at these refs.
+    #[serde(default)]
+    pub unless_ref_in: Vec<String>,
+    /// Not excluded at refs starting with this text.
+    #[serde(default)]
+    pub unless_ref_prefix: Option<String>,
+}
+
+impl ConditionalExclude {
+    /// Whether the path is excluded at `git_ref`.
+    pub fn applies_at(&self, git_ref: &str) -> bool {
+        !self.unless_ref_in.iter().any(|r| r == git_ref)
+            && !self.unless_ref_prefix.as_deref().is_some_and(|p| git_ref.starts_with(p))
+    }
 }
 
 /// A tag to create at a commit that upstream never tagged.
@@ -520,6 +702,19 @@ pub struct PackageDefinition {
     /// Package-relative folders added as empty directory entries.
     #[serde(default)]
     pub empty_dirs: Vec<String>,
+    /// Excludes that apply except at some refs.
+    #[serde(default)]
+    pub conditional_excludes: Vec<ConditionalExclude>,
+    /// The composer.json comes from this template (relative to `target.resources`, e.g.
+    /// `composer-templates/magento/magento2-base/template.json`) instead of the repository: at a
+    /// tag the history file `history/.../<tag>.json` is used when present; tagged builds skip a
+    /// tag without one; nightly and release builds use the template with `target.base_require`.
+    #[serde(default)]
+    pub composer_template: Option<String>,
+    /// Sort the link sections (require, require-dev, suggest, replace, conflict) of versions that
+    /// are not numeric or compare at least this (the reference's base package rule, `3.2.1`).
+    #[serde(default)]
+    pub sort_links_since: Option<String>,
 }
 
 /// A composer.json adjustment for one package.
@@ -580,7 +775,8 @@ impl FarmConfig {
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(environment_overrides())
             .build()?;
-        let parsed: FarmConfig = settings.try_deserialize()?;
+        let mut parsed: FarmConfig = settings.try_deserialize()?;
+        parsed.apply_defaults();
         parsed.validate()?;
         Ok(parsed)
     }
@@ -589,13 +785,90 @@ impl FarmConfig {
     pub fn from_toml(text: &str) -> Result<FarmConfig, ConfigError> {
         let settings =
             config::Config::builder().add_source(config::File::from_str(text, config::FileFormat::Toml)).build()?;
-        let parsed: FarmConfig = settings.try_deserialize()?;
+        let mut parsed: FarmConfig = settings.try_deserialize()?;
+        parsed.apply_defaults();
         parsed.validate()?;
         Ok(parsed)
     }
 
+    /// Fills values that default to other values (an upstream's vendor to `target.vendor`).
+    pub fn apply_defaults(&mut self) {
+        let vendor = self.target.vendor.clone().unwrap_or_else(|| DEFAULT_VENDOR.to_owned());
+        for upstream in &mut self.upstreams {
+            if upstream.vendor.is_empty() {
+                upstream.vendor = vendor.clone();
+            }
+        }
+    }
+
+    /// Checks the `[target]` section against the upstreams.
+    fn validate_target(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let target = &self.target;
+        if let Some(date) = &target.date
+            && !(date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return invalid(format!("target.date must be YYYYMMDD, got '{date}'"));
+        }
+        if let Some(release) = &target.release {
+            if target.versions != VersionRule::Release {
+                return invalid("target.release needs target.versions = \"release\"".to_owned());
+            }
+            crate::distribution::validate_release_version("target.release", release).map_err(ConfigError::Invalid)?;
+        }
+        let needs_ref = match target.versions {
+            VersionRule::Tagged => false,
+            VersionRule::Nightly => true,
+            VersionRule::Release => target.release.is_some(),
+        };
+        for upstream in &self.upstreams {
+            if needs_ref && upstream.git_ref.as_deref().is_none_or(str::is_empty) {
+                return invalid(format!("upstream '{}' needs `ref` (the branch to build) for this target", upstream.key));
+            }
+            if let Some(git_ref) = &upstream.git_ref
+                && !git2::Reference::is_valid_name(&format!("refs/heads/{git_ref}"))
+            {
+                return invalid(format!("upstream '{}': ref '{git_ref}' is not a valid branch name", upstream.key));
+            }
+            let templated = upstream.single_packages.iter().chain(&upstream.package_dirs).any(|d| d.composer_template.is_some());
+            if (templated || !upstream.metapackages.is_empty()) && target.resources.is_none() {
+                return invalid(format!(
+                    "upstream '{}' uses composer templates or metapackages: set target.resources (the folder of history files and templates)",
+                    upstream.key
+                ));
+            }
+            for meta in &upstream.metapackages {
+                if let Some(from) = &meta.from_tag {
+                    crate::version::validate(from).map_err(|e| {
+                        ConfigError::Invalid(format!("upstream '{}': metapackage {}: from_tag: {e}", upstream.key, meta.name))
+                    })?;
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for flavour in &target.flavours {
+            if flavour.name.is_empty() || !flavour.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return invalid(format!("flavour name '{}' must be lower-case letters, digits and '-'", flavour.name));
+            }
+            if flavour.name == "community" || !names.insert(flavour.name.as_str()) {
+                return invalid(format!("flavour '{}' is defined twice (or clashes with the community edition)", flavour.name));
+            }
+            if let Some(since) = &flavour.since {
+                crate::version::validate(since)
+                    .map_err(|e| ConfigError::Invalid(format!("flavour '{}': since: {e}", flavour.name)))?;
+            }
+        }
+        if !target.flavours.is_empty()
+            && !self.upstreams.iter().any(|u| u.metapackages.iter().any(|m| m.kind == MetapackageKind::Product))
+        {
+            return invalid("flavours need an upstream with a product metapackage (kind = \"product\")".to_owned());
+        }
+        Ok(())
+    }
+
     /// Checks values (also after command-line overrides).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_target()?;
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if !(self.repository.base_url.starts_with("http://") || self.repository.base_url.starts_with("https://")) {
             return invalid(format!("repository.base_url must be an http(s) URL, got '{}'", self.repository.base_url));
@@ -845,10 +1118,39 @@ actions = [
     }
 
     #[test]
-    fn example_mirror_config_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mage-os-mirror.toml");
-        let config = FarmConfig::load(&path).unwrap();
-        assert_eq!(config.upstreams.len(), 3);
+    fn example_configs_parse() {
+        let load = |name: &str| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+            FarmConfig::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        let mirror = load("mage-os-mirror.toml");
+        assert_eq!((mirror.upstreams.len(), mirror.target.versions), (26, VersionRule::Tagged));
+        let upstream_nightly = load("mage-os-upstream-nightly.toml");
+        assert_eq!(upstream_nightly.target.versions, VersionRule::Nightly);
+        assert!(upstream_nightly.upstreams.iter().all(|u| u.vendor == "magento" && u.git_ref.is_some()));
+        let nightly = load("mage-os-nightly.toml");
+        assert!(nightly.upstreams.iter().all(|u| u.vendor == "mage-os"));
+        let release = load("mage-os-release.toml");
+        assert_eq!(release.target.versions, VersionRule::Release);
+        let flavours: Vec<&str> = release.target.flavours.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(flavours, ["minimal", "headless", "headful"]);
+    }
+
+    #[test]
+    fn target_rules_are_checked() {
+        let base = "[repository]\nbase_url = \"https://x/\"\n";
+        let nightly = format!("{base}[target]\nversions = \"nightly\"\n[[upstreams]]\nkey = \"a\"\nurl = \"/a\"\n");
+        let error = FarmConfig::from_toml(&nightly).unwrap_err().to_string();
+        assert!(error.contains("needs `ref`"), "{error}");
+        let dated = format!("{base}[target]\ndate = \"2026-11-21\"\n");
+        assert!(FarmConfig::from_toml(&dated).unwrap_err().to_string().contains("YYYYMMDD"));
+        let release = format!("{base}[target]\nversions = \"release\"\nrelease = \"3\"\n");
+        assert!(FarmConfig::from_toml(&release).unwrap_err().to_string().contains("target.release"));
+        let vendor = format!("{base}[target]\nvendor = \"mage-os\"\n[[upstreams]]\nkey = \"a\"\nurl = \"/a\"\n");
+        assert_eq!(FarmConfig::from_toml(&vendor).unwrap().upstreams[0].vendor, "mage-os");
+        assert!(name_matches("mage-os/module-*graph-ql*", "mage-os/module-catalog-graph-ql"));
+        assert!(name_matches("*", "php") && name_matches("php", "php") && !name_matches("php", "php-x"));
+        assert!(!name_matches("mage-os/theme-*", "mage-os/module-theme"));
     }
 
     #[test]

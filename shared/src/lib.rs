@@ -9,6 +9,7 @@ pub mod additional;
 pub mod amqp;
 pub mod archive;
 pub mod config;
+pub mod distribution;
 pub mod git;
 pub mod gitattributes;
 pub mod json;

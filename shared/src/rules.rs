@@ -5,7 +5,7 @@
 //! reference: vendor rename, name and version choice, version written in place (or appended), pinned
 //! dependency constraints and the sample-data suggest prefix, then configured transforms.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -60,6 +60,67 @@ pub struct RuleContext<'a> {
     /// The version every package gets, ahead of pins and the file's own (branch builds:
     /// `dev-<branch>`).
     pub forced_version: Option<&'a str>,
+    /// Upstream name to version: a renamed package whose original name is here gets a `replace`
+    /// entry for it.
+    pub replace_versions: &'a BTreeMap<String, String>,
+    /// Vendor packages on Packagist: a `*` pin does not touch their constraints.
+    pub on_packagist: &'a BTreeSet<String>,
+    /// The ref being built (release ref or tag): the link-sorting gate reads it.
+    pub git_ref: &'a str,
+    /// A new release: its version. The composer.json is first rewritten as the reference's
+    /// release preparation commits it (`updateComposerConfigFromMagentoToMageOs`).
+    pub release_version: Option<&'a str>,
+    /// URL written into project metapackages.
+    pub composer_repo_url: &'a str,
+    /// Replaces the `require` section (template-based packages: the base package's dependencies).
+    pub require: Option<&'a Map<String, Value>>,
+    /// Sort link sections of versions that are not numeric or at least this.
+    pub sort_links_since: Option<&'a str>,
+}
+
+/// No versions (an empty pin or replace map).
+pub static NO_VERSIONS: BTreeMap<String, String> = BTreeMap::new();
+/// No names.
+pub static NO_NAMES: BTreeSet<String> = BTreeSet::new();
+
+impl<'a> RuleContext<'a> {
+    /// The context of a tagged build: vendor, pins of the tag, fallback and transforms; nothing
+    /// else applies.
+    pub fn tagged(
+        vendor: &'a str,
+        pins: &'a BTreeMap<String, String>,
+        fallback_version: Option<&'a str>,
+        transforms: &'a [Transform],
+    ) -> RuleContext<'a> {
+        RuleContext {
+            vendor,
+            pins,
+            fallback_version,
+            transforms,
+            forced_version: None,
+            replace_versions: &NO_VERSIONS,
+            on_packagist: &NO_NAMES,
+            git_ref: "",
+            release_version: None,
+            composer_repo_url: "",
+            require: None,
+            sort_links_since: None,
+        }
+    }
+
+    /// The reference's build state for these rules.
+    pub fn release(&self) -> crate::distribution::Release<'a> {
+        crate::distribution::Release {
+            vendor: self.vendor,
+            version: self.release_version,
+            fallback_version: self.fallback_version,
+            git_ref: self.git_ref,
+            dependency_versions: self.pins,
+            replace_versions: self.replace_versions,
+            on_packagist: self.on_packagist,
+            composer_repo_url: self.composer_repo_url,
+        }
+    }
 }
 
 /// A package's identity and its generated composer.json.
@@ -83,8 +144,12 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
     let Value::Object(mut config) = parsed else {
         return Err(RuleError::NotAnObject);
     };
+    let release = context.release();
+    if context.release_version.is_some() {
+        crate::distribution::magento_to_mage_os(&mut config, &release);
+    }
     if context.vendor != crate::config::DEFAULT_VENDOR {
-        apply_vendor_rename(&mut config, context.vendor, Some(context.pins));
+        crate::distribution::vendor_rename(&mut config, context.vendor, Some(context.pins), context.replace_versions);
     }
     let name = match config.get("name") {
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
@@ -108,8 +173,14 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
     };
     // Existing key: updated in place. Missing: appended as the last key.
     config.insert("version".to_owned(), version_value);
-    set_dependency_versions(&mut config, context.pins);
+    if let Some(require) = context.require {
+        config.insert("require".to_owned(), Value::Object(template_require(require, context.vendor)));
+    }
+    crate::distribution::set_dependency_versions(&mut config, &release);
     apply_transforms(&mut config, &name, &version, context)?;
+    if let Some(since) = context.sort_links_since {
+        crate::distribution::sort_base_links(&mut config, &release, since);
+    }
     let identity_part = |key: &str, fallback: &str| match config.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => json::format_js_number(n),
@@ -118,6 +189,34 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
     let final_identity = (identity_part("name", &name), identity_part("version", &version));
     let composer_json = json::stringify_pretty(&Value::Object(config));
     Ok(Rewritten { name, version, composer_json, final_identity })
+}
+
+/// The require section of a template-based package from the dependency list: keys in JavaScript
+/// sort order of their original names, `magento/` renamed to the vendor (spec 3.6 step 8).
+fn template_require(require: &Map<String, Value>, vendor: &str) -> Map<String, Value> {
+    let mut entries: Vec<(&String, &Value)> = require.iter().collect();
+    entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    entries
+        .into_iter()
+        .map(|(key, value)| {
+            let renamed = match key.strip_prefix("magento/") {
+                Some(rest) => format!("{vendor}/{rest}"),
+                None => key.clone(),
+            };
+            (renamed, value.clone())
+        })
+        .collect()
+}
+
+/// Applies the configured transforms of `name` (or of its `magento/` form) at `version`.
+pub fn apply_transforms_to(
+    config: &mut Map<String, Value>,
+    name: &str,
+    version: &str,
+    vendor: &str,
+    transforms: &[Transform],
+) -> Result<(), RuleError> {
+    apply_transforms(config, name, version, &RuleContext::tagged(vendor, &NO_VERSIONS, None, transforms))
 }
 
 /// Transforms are looked up by the package name, else (reference spec 3.6 step 10) by the name
@@ -204,60 +303,8 @@ fn apply_action(config: &mut Map<String, Value>, action: &Action, package: &str)
     Ok(())
 }
 
-/// The reference's `setDependencyVersions` for mirror builds: pinned constraints in `require`,
-/// `require-dev` and `suggest`, then the sample-data suggest prefix.
-pub fn set_dependency_versions(config: &mut Map<String, Value>, pins: &BTreeMap<String, String>) {
-    for section in ["require", "require-dev", "suggest"] {
-        let Some(Value::Object(links)) = config.get_mut(section) else {
-            continue;
-        };
-        for (key, value) in links.iter_mut() {
-            if let Some(pinned) = pins.get(key).filter(|v| !v.is_empty()) {
-                *value = Value::String(pinned.clone());
-            }
-            if section == "suggest"
-                && (key.ends_with("-sample-data") || key.contains("/sample-data-"))
-                && let Value::String(text) = value
-                && !text.contains(SAMPLE_DATA_PREFIX)
-            {
-                *text = format!("{SAMPLE_DATA_PREFIX}{text}");
-            }
-        }
-    }
-}
-
-/// The reference's `applyVendorRename` without replace entries: the package name always moves to
-/// the vendor; dependency keys move only when `renamed_only_if_in` is absent or holds the new name
-/// (third-party `magento/*` packages that are not built keep their names).
-pub fn apply_vendor_rename(
-    config: &mut Map<String, Value>,
-    vendor: &str,
-    renamed_only_if_in: Option<&BTreeMap<String, String>>,
-) {
-    let rename = |name: &str| name.strip_prefix("magento/").map(|rest| format!("{vendor}/{rest}"));
-    if let Some(Value::String(name)) = config.get_mut("name")
-        && let Some(renamed) = rename(name)
-    {
-        *name = renamed;
-    }
-    for section in ["require", "require-dev", "suggest", "replace", "conflict"] {
-        let Some(Value::Object(links)) = config.get_mut(section) else {
-            continue;
-        };
-        let mut rebuilt = Map::new();
-        for (key, value) in std::mem::take(links) {
-            let new_key = match rename(&key) {
-                Some(renamed) if renamed_only_if_in.is_none_or(|names| names.contains_key(&renamed)) => renamed,
-                _ => key,
-            };
-            rebuilt.insert(new_key, value);
-        }
-        *links = rebuilt;
-    }
-}
-
 /// JavaScript truthiness of a JSON value.
-fn js_truthy(value: &Value) -> bool {
+pub fn js_truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -276,7 +323,7 @@ mod tests {
         transforms: &'a [Transform],
         fallback: Option<&'a str>,
     ) -> RuleContext<'a> {
-        RuleContext { vendor: "magento", pins, fallback_version: fallback, transforms, forced_version: None }
+        RuleContext::tagged("magento", pins, fallback, transforms)
     }
 
     #[test]
@@ -357,14 +404,14 @@ mod tests {
         let pins = BTreeMap::new();
         let text = r#"{"name":"acme/module-x","version":"1"}"#;
         assert!(!rewrite(text, &context(&pins, &transforms, None)).unwrap().composer_json.contains("hit"));
-        let ctx = RuleContext { vendor: "acme", pins: &pins, fallback_version: None, transforms: &transforms, forced_version: None };
+        let ctx = RuleContext::tagged("acme", &pins, None, &transforms);
         assert!(rewrite(text, &ctx).unwrap().composer_json.contains("hit"));
     }
 
     #[test]
     fn vendor_rename_keeps_unbuilt_magento_names() {
         let pins = BTreeMap::from([("mage-os/framework".to_owned(), "1.0.0".to_owned())]);
-        let ctx = RuleContext { vendor: "mage-os", pins: &pins, fallback_version: None, transforms: &[], forced_version: None };
+        let ctx = RuleContext::tagged("mage-os", &pins, None, &[]);
         let text =
             r#"{"name":"magento/module-a","version":"1","require":{"magento/framework":"*","magento/zend-db":"*"}}"#;
         let out = rewrite(text, &ctx).unwrap();
@@ -380,13 +427,7 @@ mod tests {
     fn a_forced_version_wins_over_pins_and_the_file() {
         let mut pins = BTreeMap::new();
         pins.insert("acme/a".to_owned(), "9.9.9".to_owned());
-        let ctx = RuleContext {
-            vendor: "magento",
-            pins: &pins,
-            fallback_version: None,
-            transforms: &[],
-            forced_version: Some("dev-main"),
-        };
+        let ctx = RuleContext { forced_version: Some("dev-main"), ..RuleContext::tagged("magento", &pins, None, &[]) };
         let rewritten = rewrite(r#"{"name": "acme/a", "version": "1.0.0"}"#, &ctx).unwrap();
         assert_eq!(rewritten.version, "dev-main");
         assert!(rewritten.composer_json.contains(r#""version": "dev-main""#), "{}", rewritten.composer_json);

@@ -1,9 +1,11 @@
 //! End-to-end tests of the embedded build: one test binary, one module per concern.
 
 mod additional;
+mod adopt;
 mod attributes;
 mod bad_input;
 mod composer_install;
 mod determinism;
+mod distributions;
 mod parity;
 mod tidy;
