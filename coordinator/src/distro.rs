@@ -658,6 +658,20 @@ mod tests {
     }
 
     #[test]
+    fn the_nightly_date_is_the_build_start_in_utc_unless_configured() {
+        let text = "[repository]\nbase_url = \"https://x/\"\n[target]\nversions = \"nightly\"\n";
+        let config = FarmConfig::from_toml(text).unwrap();
+        // 2026-11-21T23:30:00Z: still the 21st in UTC (the 22nd east of Greenwich).
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_303_800);
+        let state = TargetState::load(&config, started).unwrap();
+        assert_eq!(state.date, "20261121");
+        assert_eq!(state.fallback.as_deref(), Some("0.0.1.1-a20261121"));
+        assert_eq!(state.inputs.date.as_deref(), Some("20261121 (build start, UTC)"));
+        let config = FarmConfig::from_toml(&format!("{text}date = \"20250101\"\n")).unwrap();
+        assert_eq!(TargetState::load(&config, started).unwrap().date, "20250101");
+    }
+
+    #[test]
     fn version_like_prefixes() {
         for yes in ["2.4.5", "v2.4", "103.0.5-p1", "1", "1.0-dev"] {
             assert!(VERSION_LIKE.is_match(yes), "{yes}");

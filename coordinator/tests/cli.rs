@@ -168,3 +168,34 @@ fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     }
     out
 }
+
+#[test]
+fn adopt_from_the_own_output_knows_everything_and_a_bad_source_exits_2() {
+    let temp = tempfile::tempdir().unwrap();
+    let upstream = temp.path().join("upstream");
+    restore_upstream(&upstream);
+    let out = temp.path().join("out");
+    let build = coordinator()
+        .args(["build", "--config"])
+        .arg(fixture_config())
+        .arg("--upstream-base")
+        .arg(&upstream)
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(temp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(build.status.code(), Some(0), "{}", String::from_utf8_lossy(&build.stderr));
+    let adopt = |from: &Path| {
+        coordinator().args(["adopt", "--config"]).arg(fixture_config()).arg("--out").arg(&out).arg("--from").arg(from).output().unwrap()
+    };
+    let output = adopt(&out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("35 versions listed, 0 adopted (0 archives copied), 35 already known, 0 problems"), "{stderr}");
+    let output = adopt(&temp.path().join("nowhere"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds no packages.json"), "{stderr}");
+}

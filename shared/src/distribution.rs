@@ -15,7 +15,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::json;
-use crate::rules::SAMPLE_DATA_PREFIX;
+use crate::rules::{SAMPLE_DATA_PREFIX, js_truthy};
 use crate::version::{self, Comparison};
 
 /// Description of the project metapackage from the community-edition transform.
@@ -669,17 +669,6 @@ fn sort_require(config: &mut Map<String, Value>, version: &str, since: &str) {
 /// A string that JavaScript treats as true (`None` is `undefined`).
 fn truthy(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.is_empty())
-}
-
-/// JavaScript truthiness of a JSON value.
-fn js_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.to_string().parse::<f64>().is_ok_and(|f| f != 0.0 && !f.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
-    }
 }
 
 /// JavaScript's `String(value)` (`None` is `undefined`).
