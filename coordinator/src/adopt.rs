@@ -3,8 +3,10 @@
 //! name@version it already publishes and the immutability guard knows every published sha1.
 //!
 //! Nothing published is rebuilt or changed: an archive already in the farm's storage must have
-//! exactly the sha1 the metadata gives (else it is reported and left out); a missing one is
-//! downloaded from the source, checked against that sha1 and stored under the same key.
+//! exactly the sha1 the metadata gives; a missing one is downloaded from the source, checked
+//! against that sha1 and stored under the same key. Adoption is all or nothing: if any listed
+//! version cannot be taken over, nothing is recorded (metadata rendered from a partial manifest
+//! would drop the versions left out), and a rerun after the fix checks again.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,8 +25,10 @@ use crate::manifest::ManifestEntry;
 pub struct AdoptReport {
     /// Versions listed by the source.
     pub listed: usize,
-    /// Versions recorded into the manifest.
+    /// Versions taken over (checked, or copied and checked).
     pub adopted: usize,
+    /// Whether they were recorded in the manifest (only when there is no problem).
+    pub recorded: bool,
     /// Of those, archives copied into the farm's storage.
     pub copied: usize,
     /// Versions the manifest already had.
@@ -39,12 +43,13 @@ impl AdoptReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "adopt: {} versions listed, {} adopted ({} archives copied), {} already known, {} problems",
+            "adopt: {} versions listed, {} adopted ({} archives copied), {} already known, {} problems{}",
             self.listed,
             self.adopted,
             self.copied,
             self.known,
-            self.problems.len()
+            self.problems.len(),
+            if self.problems.is_empty() { "" } else { "; nothing recorded (fix them and run adopt again)" }
         );
         for problem in &self.problems {
             let _ = writeln!(out, "  {problem}");
@@ -200,8 +205,11 @@ pub async fn adopt(farm: &Farm, from: &str, concurrency: usize) -> anyhow::Resul
             Err(problem) => report.problems.push(format!("{} {}: {problem}", item.name, item.version)),
         }
     }
-    farm.record_adopted(entries).await?;
     report.problems.sort();
+    if report.problems.is_empty() && !entries.is_empty() {
+        farm.record_adopted(entries).await?;
+        report.recorded = true;
+    }
     Ok(report)
 }
 
@@ -268,7 +276,9 @@ async fn list_versions(source: &Source, report: &mut AdoptReport) -> anyhow::Res
             documents.push((location.clone(), document));
         }
     }
-    let mut listed = Vec::new();
+    let mut listed: Vec<Listed> = Vec::new();
+    // name@version to its index in `listed`: satis lists every version twice (p2 and include).
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (location, document) in documents {
         let Some(packages) = document["packages"].as_object() else { continue };
         for (name, versions) in packages {
@@ -286,15 +296,35 @@ async fn list_versions(source: &Source, report: &mut AdoptReport) -> anyhow::Res
                 _ => continue,
             };
             for version in versions {
-                let label = version["version"].as_str().unwrap_or("?").to_owned();
-                match (version["dist"]["url"].as_str(), version["dist"]["shasum"].as_str()) {
-                    (Some(dist), Some(sha1)) if !sha1.is_empty() => listed.push(Listed {
-                        name: name.clone(),
-                        version: label,
-                        dist: dist.to_owned(),
-                        sha1: sha1.to_owned(),
-                    }),
-                    _ => report.problems.push(format!("{name} {label}: no dist url or sha1 in {location}; not adopted")),
+                let Some(label) = version["version"].as_str().filter(|v| !v.is_empty()) else {
+                    report.problems.push(format!("{name}: an entry without a version in {location}"));
+                    continue;
+                };
+                let (Some(dist), Some(sha1)) = (version["dist"]["url"].as_str(), version["dist"]["shasum"].as_str())
+                else {
+                    report.problems.push(format!("{name} {label}: no dist url or sha1 in {location}"));
+                    continue;
+                };
+                if sha1.is_empty() {
+                    report.problems.push(format!("{name} {label}: no dist url or sha1 in {location}"));
+                    continue;
+                }
+                let id = format!("{name}@{label}");
+                match seen.get(&id) {
+                    Some(&index) if listed[index].sha1 == sha1 && listed[index].dist == dist => {}
+                    Some(&index) => report.problems.push(format!(
+                        "{name} {label}: listed twice with different archives ({} sha1 {}, {dist} sha1 {sha1})",
+                        listed[index].dist, listed[index].sha1
+                    )),
+                    None => {
+                        seen.insert(id, listed.len());
+                        listed.push(Listed {
+                            name: name.clone(),
+                            version: label.to_owned(),
+                            dist: dist.to_owned(),
+                            sha1: sha1.to_owned(),
+                        });
+                    }
                 }
             }
         }

@@ -91,12 +91,17 @@ impl Scope {
 /// version. Recorded with the refs; a change makes polling plan the upstream again.
 pub fn rules_fingerprint(config: &FarmConfig, upstream: &shared::config::UpstreamConfig) -> String {
     use sha2::Digest as _;
-    let text = format!(
+    let mut text = format!(
         "{}\n{}\n{upstream:?}\n{:?}",
         env!("CARGO_PKG_VERSION"),
         config.resolve_url(&upstream.url),
         config.target
     );
+    // The input files' contents decide versions and composer.json too.
+    for path in [&config.target.upstream_versions, &config.target.base_require].into_iter().flatten() {
+        let digest = std::fs::read(path).map(|bytes| hex::encode(sha2::Sha256::digest(&bytes)));
+        text.push_str(&format!("\n{}: {}", path.display(), digest.unwrap_or_else(|e| e.to_string())));
+    }
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
@@ -104,18 +109,19 @@ pub fn rules_fingerprint(config: &FarmConfig, upstream: &shared::config::Upstrea
 pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> anyhow::Result<Planned> {
     let cache = Arc::new(GitCache::new(config.cache_dir()));
     let mut state = TargetState::load(config, SystemTime::now()).context("cannot read the target's inputs")?;
+    if let Scope::Upstream(key) = scope
+        && !config.upstreams.iter().any(|u| &u.key == key)
+    {
+        anyhow::bail!("no upstream '{key}' in the configuration");
+    }
     // Nightly versions pin every package to its siblings' versions, and release metapackages and
     // aliases span upstreams: such targets always plan every upstream.
-    let scope = if config.target.versions == VersionRule::Tagged { scope } else { &Scope::All };
+    let spanning = config.target.versions != VersionRule::Tagged;
+    let scope = if spanning { &Scope::All } else { scope };
     let config = Arc::new(config.clone());
     // Upstreams are fetched and planned in parallel (bounded), and combined in config order.
     let limit = Arc::new(tokio::sync::Semaphore::new(config.workers().max(1)));
     let in_scope: Vec<usize> = (0..config.upstreams.len()).filter(|&i| scope.includes(&config.upstreams[i].key)).collect();
-    if let Scope::Upstream(key) = scope
-        && in_scope.is_empty()
-    {
-        anyhow::bail!("no upstream '{key}' in the configuration");
-    }
     // First pass: fetch, and read what spans upstreams (latest tags, the nightly version map).
     let mut tasks = Vec::new();
     for &index in &in_scope {
@@ -137,7 +143,7 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
                 let (tags, _) = shared::git::list_tags(&repo).map_err(failure)?;
                 let latest = shared::distribution::latest_tag(tags.iter().map(|t| t.name.as_str()));
                 let nightly = if state.rule == VersionRule::Nightly {
-                    Some(distro::nightly_entries(upstream, &repo, &state).map_err(failure)?)
+                    Some(distro::nightly_entries(upstream, &repo, &state, &config.target.flavours).map_err(failure)?)
                 } else {
                     None
                 };
@@ -163,6 +169,13 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
                 planned.report.repository_failures.push(failure);
             }
         }
+    }
+    if spanning && !planned.report.repository_failures.is_empty() {
+        // Without every upstream the version map and the metapackages would be incomplete, and
+        // what was published under these versions could never be made whole (the reference
+        // aborts too). Nothing is built; the failures are reported.
+        warn!("an upstream could not be read: nothing is built for this nightly or release target");
+        return Ok(planned);
     }
     // Second pass: plan every upstream against the complete inputs.
     let mut tasks = Vec::new();
@@ -228,8 +241,17 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
     if config.target.versions == VersionRule::Release && config.target.aliases {
         let vendor = config.target.vendor.clone().unwrap_or_else(|| shared::config::DEFAULT_VENDOR.to_owned());
         if vendor != shared::config::DEFAULT_VENDOR {
-            let aliases = distro::alias_candidates(&winners, &vendor, &|id| manifest.contains(id));
-            winners.extend(aliases);
+            for alias in distro::alias_candidates(&winners, &vendor, &|id| manifest.contains(id)) {
+                match plan::check_identity(&alias.package, &alias.version, &alias.version) {
+                    Ok(()) => winners.push(alias),
+                    Err(reason) => planned.report.rejected.push(Rejection {
+                        upstream: "aliases".to_owned(),
+                        tag: Some(alias.tag.clone()),
+                        dir: None,
+                        reason: format!("no alias metapackage: {reason}"),
+                    }),
+                }
+            }
         }
     }
     planned.report.inputs = state.inputs;
@@ -714,8 +736,6 @@ impl Farm {
         Ok(report)
     }
 
-    /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
-    /// earlier one).
     /// The storage the farm publishes to.
     pub fn storage(&self) -> &AnyStorage {
         &self.storage
@@ -738,6 +758,8 @@ impl Farm {
         self.save_manifest().await
     }
 
+    /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
+    /// earlier one).
     async fn save_manifest(&self) -> anyhow::Result<()> {
         let _writing = self.writes.lock().await;
         let bytes = self.manifest.lock().await.to_bytes();

@@ -342,6 +342,7 @@ pub fn nightly_entries(
     upstream: &UpstreamConfig,
     repo: &Repository,
     state: &TargetState,
+    flavours: &[Flavour],
 ) -> Result<(String, Vec<(String, String)>), GitError> {
     let (tags, _) = git::list_tags(repo)?;
     let latest = distribution::latest_tag(tags.iter().map(|t| t.name.as_str()));
@@ -401,6 +402,15 @@ pub fn nightly_entries(
     }
     for meta in &upstream.metapackages {
         entries.push((format!("{}/{}", upstream.vendor, meta.name), base.clone()));
+        // Flavours are made with the product: they get its version.
+        if meta.kind == MetapackageKind::Product {
+            for flavour in flavours {
+                entries.push((format!("{}/{}", upstream.vendor, flavour.product_name()), base.clone()));
+                if flavour.project {
+                    entries.push((format!("{}/{}", upstream.vendor, flavour.project_name()), base.clone()));
+                }
+            }
+        }
     }
     Ok((base, entries))
 }
@@ -535,21 +545,34 @@ pub struct FlavourNote {
 /// Applies every flavour's rules to its product metapackages (after all upstreams are planned:
 /// types and dependencies of every built package are known).
 pub fn apply_flavours(candidates: &mut [Candidate], flavours: &[Flavour]) -> Vec<FlavourNote> {
-    let mut types: HashMap<String, String> = HashMap::new();
-    let mut requires: HashMap<String, BTreeSet<String>> = HashMap::new();
+    // Per name, the type and requirements of every planned version.
+    let mut graph: HashMap<String, Vec<(String, Option<String>, BTreeSet<String>)>> = HashMap::new();
     for candidate in candidates.iter() {
         let Ok(Value::Object(config)) = shared::json::parse(&candidate.composer_json) else { continue };
-        if let Some(kind) = config.get("type").and_then(Value::as_str) {
-            types.insert(candidate.package.clone(), kind.to_owned());
-        }
-        if let Some(Value::Object(links)) = config.get("require") {
-            requires.entry(candidate.package.clone()).or_default().extend(links.keys().cloned());
-        }
+        let kind = config.get("type").and_then(Value::as_str).map(str::to_owned);
+        let links = match config.get("require") {
+            Some(Value::Object(links)) => links.keys().cloned().collect(),
+            _ => BTreeSet::new(),
+        };
+        graph.entry(candidate.package.clone()).or_default().push((candidate.version.clone(), kind, links));
     }
     let mut notes = Vec::new();
     for candidate in candidates.iter_mut() {
         let Some(index) = candidate.flavour else { continue };
         let flavour = &flavours[index];
+        // The packages at the flavour's own version (a release: every package), else any version.
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut requires: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (name, versions) in &graph {
+            let same: Vec<_> = versions.iter().filter(|(v, _, _)| *v == candidate.version).collect();
+            let chosen = if same.is_empty() { versions.iter().collect() } else { same };
+            for (_, kind, links) in chosen {
+                if let Some(kind) = kind {
+                    types.insert(name.clone(), kind.clone());
+                }
+                requires.entry(name.clone()).or_default().extend(links.iter().cloned());
+            }
+        }
         let Ok(Value::Object(mut config)) = shared::json::parse(&candidate.composer_json) else { continue };
         let Some(Value::Object(require)) = config.get("require").cloned() else { continue };
         let matches = |patterns: &[String], name: &str| patterns.iter().any(|p| shared::config::name_matches(p, name));

@@ -197,7 +197,18 @@ pub fn plan_upstream(
         (VersionRule::Release, Some(release)) => Some(RefMode::Release(release.clone())),
         _ => None,
     };
-    if let (Some(mode), Some(branch)) = (head_mode, &upstream.git_ref) {
+    if let (Some(RefMode::Release(release)), Some(branch)) = (&head_mode, &upstream.git_ref)
+        && repo.refname_to_id(&format!("refs/tags/{release}")).is_ok()
+    {
+        plan.rejections.push(Rejection {
+            upstream: upstream.key.clone(),
+            tag: Some(release.clone()),
+            dir: None,
+            reason: format!(
+                "release {release} is already a tag of this upstream: it is history now (built from the tag when selected), not built again from {branch}"
+            ),
+        });
+    } else if let (Some(mode), Some(branch)) = (head_mode, &upstream.git_ref) {
         match repo.refname_to_id(&format!("refs/heads/{branch}")) {
             Ok(commit) => {
                 plan.refs.insert(format!("refs/heads/{branch}"), commit.to_string());
@@ -519,11 +530,7 @@ impl<'a> Reader<'a, '_> {
     fn push(&mut self, mut candidate: Candidate, key_version: Option<&str>, digest: Option<&str>, dir: &str) -> Result<(), GitError> {
         // A branch name may hold '/', which a key must not; Composer's version keeps it.
         let key_version = key_version.map_or_else(|| candidate.version.replace('/', "-"), str::to_owned);
-        if let Err(reason) = check_key_safe(&candidate.package, &key_version) {
-            return self.reject(&candidate.tag.clone(), dir, reason);
-        }
-        if let Err(error) = version::composer_normalize(&candidate.version) {
-            let reason = format!("{} {error}: Composer would reject the package's metadata", candidate.package);
+        if let Err(reason) = check_identity(&candidate.package, &candidate.version, &key_version) {
             return self.reject(&candidate.tag.clone(), dir, reason);
         }
         candidate.key = match digest {
@@ -549,6 +556,11 @@ impl<'a> Reader<'a, '_> {
         };
         let vendor = self.upstream.vendor.clone();
         let base_url = self.config.repository.base_url.clone();
+        if *mode == RefMode::Nightly
+            && let Some(reason) = self.state.nightly_failed.get(&format!("{vendor}/{}", request.name))
+        {
+            return self.reject(&tag.name, &label, reason.clone());
+        }
         let made = match mode {
             RefMode::Tag => {
                 let pins = self.upstream.pinned_versions.get(&tag.name).cloned().unwrap_or_default();
@@ -694,6 +706,14 @@ fn digest_tree(
         hasher.update(entry.id().as_bytes());
     }
     Ok(())
+}
+
+/// A name and version the plan can publish: a safe archive key, and a version Composer parses.
+pub fn check_identity(name: &str, version: &str, key_version: &str) -> Result<(), String> {
+    check_key_safe(name, key_version)?;
+    version::composer_normalize(version)
+        .map(|_| ())
+        .map_err(|error| format!("{name} {error}: Composer would reject the package's metadata"))
 }
 
 /// The archive key is built from the name and version; refuse values that would escape the

@@ -81,15 +81,21 @@ async fn adopting_a_live_repository_then_building_publishes_nothing() {
     let report = adopt(config(), &taken, &server.url).await;
     assert_eq!((report.known, report.adopted), (3, 0));
 
-    // From a folder, where one archive in the farm's storage has other bytes: it is refused, the
-    // others are taken over, and the drifted one is left alone.
+    // From a folder, where one archive in the farm's storage has other bytes: it is refused and
+    // left alone, and nothing is recorded (metadata from a partial manifest would drop versions).
     let folder_taken = temp.path().join("folder-taken");
     let drifted = folder_taken.join("packages/acme/b-1.1.0.zip");
     std::fs::create_dir_all(drifted.parent().unwrap()).unwrap();
     std::fs::write(&drifted, b"not the published archive").unwrap();
     let report = adopt(config(), &folder_taken, &live.display().to_string()).await;
-    assert_eq!(report.adopted, 2, "{}", report.summary());
+    assert_eq!((report.adopted, report.recorded), (2, false), "{}", report.summary());
     assert_eq!(report.problems.len(), 1, "{}", report.summary());
     assert!(report.problems[0].contains("acme/b 1.1.0") && report.problems[0].contains("sha1"), "{}", report.summary());
     assert_eq!(std::fs::read(&drifted).unwrap(), b"not the published archive");
+    let manifest = std::fs::read(folder_taken.join(".farm/manifest.json")).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&manifest).contains("acme/a@1.0.0"), "recorded despite a problem");
+    // Once the foreign file is gone, adopting again takes everything over.
+    std::fs::remove_file(&drifted).unwrap();
+    let report = adopt(config(), &folder_taken, &live.display().to_string()).await;
+    assert_eq!((report.adopted, report.recorded, report.copied), (3, true, 1), "{}", report.summary());
 }

@@ -250,7 +250,7 @@ async fn mage_os_nightly_renames_and_replaces() {
     )
     .unwrap();
     let target = format!(
-        "[target]\nversions = \"nightly\"\nvendor = \"mage-os\"\ndate = \"{DATE}\"\nresources = \"{}\"\nupstream_versions = \"{}\"",
+        "[target]\nversions = \"nightly\"\nvendor = \"mage-os\"\ndate = \"{DATE}\"\nresources = \"{}\"\nupstream_versions = \"{}\"\n[[target.flavours]]\nname = \"headful\"\nexclude = [\"mage-os/module-*graph-ql*\"]\nclosed = true",
         resources.display(),
         versions.display()
     );
@@ -276,6 +276,11 @@ async fn mage_os_nightly_renames_and_replaces() {
     assert_eq!(keys, sorted, "the Mage-OS product sorts its require");
     let base = built.composer("mage-os/magento2-base@2.4.7.1-a20261121");
     assert_eq!(base["replace"]["magento/magento2-base"], "2.4.7-p3");
+    // A flavour is versioned with the product.
+    let headful = built.composer("mage-os/product-headful-edition@2.4.7.1-a20261121");
+    let require = headful["require"].as_object().unwrap();
+    assert!(require.contains_key("mage-os/module-catalog") && !require.keys().any(|k| k.contains("graph-ql")), "{require:?}");
+    assert_eq!(built.composer("mage-os/project-headful-edition@2.4.7.1-a20261121")["require"]["mage-os/product-headful-edition"], "2.4.7.1-a20261121");
     assert!(!built.packages().keys().any(|id| id.starts_with("magento/")), "nightly builds no aliases");
     assert_eq!(built.report.inputs.upstream_versions.as_ref().unwrap().entries, 4);
 }
@@ -446,4 +451,28 @@ fn manifest_entries(out: &Path) -> BTreeMap<String, Value> {
 fn zip_names(bytes: &[u8]) -> Vec<String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_spanning_upstreams_builds_nothing_without_all_of_them_and_never_re_releases_a_tag() {
+    let temp = tempfile::tempdir().unwrap();
+    upstream_for_release(temp.path());
+    // Nightly with a second upstream that cannot be read: no partial version map is published.
+    write_resources(&temp.path().join("resource"));
+    let target = format!("[target]\nversions = \"nightly\"\ndate = \"{DATE}\"\nresources = \"{}\"", temp.path().join("resource").display());
+    let missing = "\n[[upstreams]]\nkey = \"gone\"\nurl = \"https://github.com/mage-os/gone.git\"\nref = \"main\"\n";
+    let text = config_text("https://n.example", &target, "magento", "magento", "") + missing;
+    let path = temp.path().join("partial.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = temp.path().join("partial");
+    let report = build(load_config(&path, &temp.path().join("upstream"), &temp.path().join("cache"), 2), &out).await;
+    assert_eq!(report.repository_failures.len(), 1, "{}", report.summary());
+    assert!(report.built.is_empty() && report.unchanged.is_empty(), "{}", report.summary());
+
+    // A release whose version is already a tag is history: rejected for the branch, built from the tag.
+    let built = run(temp.path(), "again", &release_config(temp.path(), "https://r.example/", Some("1.0.0"))).await;
+    assert!(built.report.rejected.iter().any(|r| r.reason.contains("already a tag")), "{}", built.report.summary());
+    assert!(built.packages().keys().all(|id| id.ends_with("@1.0.0")), "{:?}", built.packages().keys().collect::<Vec<_>>());
+    assert_eq!(built.composer("mage-os/module-catalog@1.0.0")["name"], "mage-os/module-catalog");
+    assert!(built.composer("mage-os/module-catalog@1.0.0").get("replace").is_none(), "built from the tag, not the branch");
 }
