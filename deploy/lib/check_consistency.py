@@ -1,8 +1,8 @@
 """Cross-file checks of deploy/ that no schema can express (run by deploy/validate.sh).
 
 Schemas check each file on its own; this checks that the files agree with each other: names
-referenced across manifests exist, the farm configs carry the upstreams of
-examples/mage-os-mirror.toml, the compose services point at each other, the image's user is the
+referenced across manifests exist, the farm configs carry upstreams of
+examples/mage-os-mirror.toml (verbatim, in its order), the compose services point at each other, the image's user is the
 one the pods run as, and the always-on coordinator (`coordinator serve`) is wired consistently:
 one replica that never overlaps (the bucket lock), probes and Service on the port serve.listen
 names, a grace period above serve.shutdown_grace, never together with the one-shot coordinator
@@ -83,8 +83,19 @@ def shutdown_grace_seconds(config):
 
 
 def check_farm_config(where, config, reference_upstreams):
-    if config.get("upstreams") != reference_upstreams:
-        problem(where, "[[upstreams]] differ from examples/mage-os-mirror.toml (copy them verbatim)")
+    # Each upstream is one of the example's, copied verbatim, in the example's order (the order
+    # decides precedence). A subset: magento2 needs the reference's resource folder mounted.
+    by_key = {u.get("key"): u for u in reference_upstreams}
+    order = [u.get("key") for u in reference_upstreams]
+    upstreams = config.get("upstreams") or []
+    if not upstreams:
+        problem(where, "no [[upstreams]]")
+    for upstream in upstreams:
+        if by_key.get(upstream.get("key")) != upstream:
+            problem(where, f"[[upstreams]] '{upstream.get('key')}' differs from examples/mage-os-mirror.toml (copy it verbatim)")
+    keys = [u.get("key") for u in upstreams if u.get("key") in by_key]
+    if keys != sorted(keys, key=order.index):
+        problem(where, "[[upstreams]] are not in the order of examples/mage-os-mirror.toml (the order decides precedence)")
     if "queue" not in config:
         problem(where, "no [queue] section: the farm would run in embedded mode")
     if config.get("storage", {}).get("kind") != "s3":
