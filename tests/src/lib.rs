@@ -277,6 +277,26 @@ pub fn composer(project: &Path, args: &[&str]) -> Output {
         .expect("composer runs")
 }
 
+/// Writes a configuration with one upstream `shop` (`https://github.com/mage-os/shop.git`, tags
+/// from 1.0.0) whose every folder under `packages/` is a package.
+pub fn write_shop_config(path: &Path, base_url: &str) {
+    let text = format!(
+        r#"
+[repository]
+base_url = "{base_url}"
+
+[[upstreams]]
+key = "shop"
+url = "https://github.com/mage-os/shop.git"
+from_tag = "1.0.0"
+
+[[upstreams.package_dirs]]
+dir = "packages"
+"#
+    );
+    std::fs::write(path, text).expect("write config");
+}
+
 /// A consumer project that only knows `repository_url`.
 pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str)]) {
     let require: serde_json::Map<String, serde_json::Value> = require

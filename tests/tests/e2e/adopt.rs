@@ -7,25 +7,7 @@ use std::time::Duration;
 
 use coordinator::build::Farm;
 use shared::config::FarmConfig;
-use tests::{PhpServer, Upstream, build, load_config, snapshot};
-
-fn write_config(path: &Path, base_url: &str) {
-    let text = format!(
-        r#"
-[repository]
-base_url = "{base_url}"
-
-[[upstreams]]
-key = "shop"
-url = "https://github.com/mage-os/shop.git"
-from_tag = "1.0.0"
-
-[[upstreams.package_dirs]]
-dir = "packages"
-"#
-    );
-    std::fs::write(path, text).unwrap();
-}
+use tests::{PhpServer, Upstream, build, load_config, snapshot, write_shop_config as write_config};
 
 async fn adopt(config: FarmConfig, out: &Path, from: &str) -> coordinator::adopt::AdoptReport {
     let farm = Farm::open(config, out, Arc::new(coordinator::metrics::Metrics::new()), Default::default(), Duration::ZERO)

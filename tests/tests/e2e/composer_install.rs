@@ -1,25 +1,7 @@
 //! The real Composer client installs from a built repository served over HTTP on 127.0.0.1, with
 //! packagist.org disabled, and verifies the archives' sha1.
 
-use tests::{PhpServer, Upstream, build, composer, composer_project, free_port};
-
-fn write_config(path: &std::path::Path, base_url: &str) {
-    let text = format!(
-        r#"
-[repository]
-base_url = "{base_url}"
-
-[[upstreams]]
-key = "shop"
-url = "https://github.com/mage-os/shop.git"
-from_tag = "1.0.0"
-
-[[upstreams.package_dirs]]
-dir = "packages"
-"#
-    );
-    std::fs::write(path, text).unwrap();
-}
+use tests::{PhpServer, Upstream, build, composer, composer_project, free_port, write_shop_config as write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn composer_installs_a_package_and_its_dependency() {

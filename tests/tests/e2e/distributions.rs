@@ -476,3 +476,71 @@ async fn a_target_spanning_upstreams_builds_nothing_without_all_of_them_and_neve
     assert_eq!(built.composer("mage-os/module-catalog@1.0.0")["name"], "mage-os/module-catalog");
     assert!(built.composer("mage-os/module-catalog@1.0.0").get("replace").is_none(), "built from the tag, not the branch");
 }
+
+/// The mirror (tagged) with magento2's special packages: the base package from its history file
+/// (skipped at a tag without one), and the community editions made from the root composer.json
+/// with the history add-ons and the tag's pins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_base_package_and_community_editions_at_tags() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut upstream = Upstream::create(&temp.path().join("upstream/magento2.git"));
+    let mut versions = BTreeMap::from([("framework", "103.0.6"), ("module-catalog", "104.0.6"), ("magento2ce", "2.4.6")]);
+    magento_files(&mut upstream, "magento", &versions, false);
+    upstream.commit_and_tag("2.4.6");
+    versions.extend([("framework", "103.0.7"), ("module-catalog", "104.0.7"), ("magento2ce", "2.4.7")]);
+    magento_files(&mut upstream, "magento", &versions, false);
+    upstream.commit_and_tag("2.4.7");
+    let resources = temp.path().join("resource");
+    write_resources(&resources);
+    let write = |path: &str, text: &str| {
+        let path = resources.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "history/magento/magento2-base/2.4.7.json",
+        r#"{"name":"magento/magento2-base","description":"Magento 2 (Open Source)","type":"magento2-component","version":"2.4.7","require":{"php":"~8.2.0","magento/framework":"103.0.7"}}"#,
+    );
+    write("history/magento/product-community-edition/2.4.7.json", r#"{"require":{"magento/security-package":"1.1.6"}}"#);
+    write("history/magento/project-community-edition/2.4.7.json", r#"{"require":{"magento/composer-root-update-plugin":"~2.0"}}"#);
+    let target = format!("[target]\nresources = \"{}\"", resources.display());
+    let pins = "\n[upstreams.pinned_versions.\"2.4.7\"]\n\"magento/module-catalog\" = \"104.0.7-p9\"\n";
+    let text = config_text("https://mirror.example/", &target, "magento", "magento", pins).replace("from_tag = \"1.0.0\"", "from_tag = \"2.4.6\"");
+    let built = run(temp.path(), "mirror", &text).await;
+
+    let base = built.composer("magento/magento2-base@2.4.7");
+    assert_eq!(base["require"]["magento/framework"], "103.0.7", "the history file, verbatim");
+    assert!(!built.packages().contains_key("magento/magento2-base@2.4.6"));
+    assert!(
+        built.report.rejected.iter().any(|r| r.tag.as_deref() == Some("2.4.6") && r.reason.contains("no history file")),
+        "{}",
+        built.report.summary()
+    );
+    assert_eq!(built.composer("magento/module-catalog@104.0.7-p9")["version"], "104.0.7-p9");
+
+    let product = built.composer("magento/product-community-edition@2.4.7");
+    assert_eq!(product["description"], "eCommerce Platform for Growth (Community Edition)");
+    assert_eq!(product["type"], "metapackage");
+    let require = product["require"].as_object().unwrap();
+    // Root require, then the root's replace entries (pinned for the tag), then the add-ons, then the base.
+    let keys: Vec<&str> = require.keys().map(String::as_str).collect();
+    assert_eq!(keys.first(), Some(&"php"));
+    assert_eq!(keys[keys.len() - 2..], ["magento/security-package", "magento/magento2-base"]);
+    assert_eq!(require["magento/module-catalog"], "104.0.7-p9");
+    assert_eq!(require["magento/magento2-base"], "2.4.7");
+    for gone in ["replace", "minimum-stability", "extra"] {
+        assert!(product.get(gone).is_none(), "{gone} left in the product");
+    }
+    let project = built.composer("magento/project-community-edition@2.4.7");
+    assert_eq!(
+        shared::json::stringify_compact(&project["require"]),
+        r#"{"magento/product-community-edition":"2.4.7","magento/composer-root-update-plugin":"~2.0"}"#
+    );
+    assert_eq!(project["extra"]["magento-force"], "override");
+    assert_eq!(project["minimum-stability"], "stable");
+    assert_eq!(project["repositories"][0]["url"], "https://mirror.example/");
+    assert!(built.out.join("packages/magento/project-community-edition-2.4.7.zip").is_file());
+    // 2.4.6 has no history add-ons: the dependencies template (none for the product) gives none.
+    let old = built.composer("magento/product-community-edition@2.4.6");
+    assert!(!old["require"].as_object().unwrap().contains_key("magento/security-package"));
+}
