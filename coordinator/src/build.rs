@@ -519,6 +519,7 @@ impl Farm {
                 composer_json: candidate.composer_json.clone(),
                 target_key: candidate.target_key(),
                 attempt: 1,
+                files: candidate.files.clone(),
             };
             pending.insert(job.job_id.0.clone(), candidate);
             jobs.push(job);

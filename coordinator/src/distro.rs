@@ -257,6 +257,19 @@ impl TargetState {
         Ok(additional)
     }
 
+    /// A text file below `resources` (replacement and extra files).
+    pub fn resource_text(&self, relative: &str) -> Result<String, String> {
+        let Some(resources) = &self.resources else {
+            return Err("target.resources is not set".to_owned());
+        };
+        if relative.split('/').any(|segment| segment == "..") {
+            return Err(format!("{relative} leaves the resources folder"));
+        }
+        let path = resources.join(relative);
+        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
+    }
+
     /// The template text of a template-based package and, at a tag, its history file instead
     /// (`composer-templates` → `history`, `template.json` → `<tag>.json`).
     pub fn template_text(&self, template: &str, tag: Option<&str>) -> Result<Option<String>, String> {
@@ -435,6 +448,8 @@ pub struct MetaRequest<'a> {
     pub kind: MetapackageKind,
     /// A flavour's product: filtered later; its description.
     pub flavour: Option<(usize, &'a Flavour)>,
+    /// Files added after composer.json at some tags.
+    pub extra_files: Vec<shared::config::MetapackageFile>,
 }
 
 /// The root composer.json made into a community-edition metapackage at a tag (the mirror and
@@ -659,6 +674,7 @@ pub fn alias_candidates(winners: &[Candidate], vendor: &str, published: &dyn Fn(
             tree_id: Oid::zero(),
             content: shared::messages::Content::ComposerJsonOnly,
             flavour: None,
+            files: Vec::new(),
         })
         .collect()
 }

@@ -68,6 +68,8 @@ pub struct Candidate {
     /// A flavour's product metapackage (index into `target.flavours`): its require is filtered
     /// once every upstream is planned.
     pub flavour: Option<usize>,
+    /// Files added after the package's own (replacements, metapackage extras).
+    pub files: Vec<shared::messages::ExtraFile>,
 }
 
 impl Candidate {
@@ -248,17 +250,26 @@ pub fn plan_upstream(
         }
     }
     for meta in &upstream.metapackages {
-        let mut requests = vec![(MetaRequest { name: meta.name.clone(), kind: meta.kind, flavour: None }, None)];
+        let mut requests = vec![(
+            MetaRequest { name: meta.name.clone(), kind: meta.kind, flavour: None, extra_files: meta.extra_files.clone() },
+            None,
+        )];
         if meta.kind == MetapackageKind::Product {
             for (index, flavour) in config.target.flavours.iter().enumerate() {
                 let product = MetaRequest {
                     name: flavour.product_name(),
                     kind: MetapackageKind::Product,
                     flavour: Some((index, flavour)),
+                    extra_files: Vec::new(),
                 };
                 requests.push((product, Some(flavour)));
                 if flavour.project {
-                    let project = MetaRequest { name: flavour.project_name(), kind: MetapackageKind::Project, flavour: None };
+                    let project = MetaRequest {
+                        name: flavour.project_name(),
+                        kind: MetapackageKind::Project,
+                        flavour: None,
+                        extra_files: Vec::new(),
+                    };
                     requests.push((project, Some(flavour)));
                 }
             }
@@ -505,6 +516,22 @@ impl<'a> Reader<'a, '_> {
         } else {
             None
         };
+        // The reference's file replacements of one name@version (tags, branch heads).
+        let mut files = Vec::new();
+        if !branch && precedence == Precedence::FirstWins {
+            for replacement in &self.upstream.file_replacements {
+                if replacement.package != rewritten.name || replacement.version != rewritten.version {
+                    continue;
+                }
+                for path in &replacement.files {
+                    let source = format!("replace/{}/{}/{path}", replacement.package, replacement.version);
+                    match self.state.resource_text(&source) {
+                        Ok(text) => files.push(shared::messages::ExtraFile { path: path.clone(), text }),
+                        Err(reason) => return self.reject(&tag.name, dir, format!("replacement file: {reason}")),
+                    }
+                }
+            }
+        }
         let candidate = Candidate {
             package: rewritten.name,
             version: rewritten.version,
@@ -520,6 +547,7 @@ impl<'a> Reader<'a, '_> {
             content,
             final_identity: rewritten.final_identity,
             flavour: None,
+            files,
         };
         self.push(candidate, None, digest.as_deref(), dir)
     }
@@ -606,6 +634,15 @@ impl<'a> Reader<'a, '_> {
         };
         let version = version_of(&config).unwrap_or_else(|| tag.name.clone());
         let key_version = (*mode == RefMode::Tag).then(|| tag.name.clone());
+        let mut files = Vec::new();
+        if *mode == RefMode::Tag {
+            for extra in request.extra_files.iter().filter(|f| f.refs.contains(&tag.name)) {
+                match self.state.resource_text(&extra.source) {
+                    Ok(text) => files.push(shared::messages::ExtraFile { path: extra.path.clone(), text }),
+                    Err(reason) => return self.reject(&tag.name, &label, format!("extra file: {reason}")),
+                }
+            }
+        }
         let composer_json = shared::json::stringify_pretty(&Value::Object(config));
         let candidate = Candidate {
             final_identity: (name.clone(), version.clone()),
@@ -622,6 +659,7 @@ impl<'a> Reader<'a, '_> {
             tree_id: root.id(),
             content: Content::ComposerJsonOnly,
             flavour: if verbatim { None } else { request.flavour.map(|(index, _)| index) },
+            files,
         };
         self.push(candidate, key_version.as_deref(), None, &label)
     }

@@ -597,6 +597,10 @@ pub struct UpstreamConfig {
     /// `extraMetapackages`): the project and product community editions.
     #[serde(default)]
     pub metapackages: Vec<MetapackageDefinition>,
+    /// Files replaced inside one package version's archive (the reference's
+    /// `packageReplacements`), read from `<target.resources>/replace/<package>/<version>/<file>`.
+    #[serde(default)]
+    pub file_replacements: Vec<FileReplacement>,
     /// Repository names (`owner/name`, as webhooks send them) that trigger this upstream;
     /// default: the last two path segments of `url` without `.git`.
     #[serde(default)]
@@ -643,6 +647,35 @@ pub struct MetapackageDefinition {
     /// First tag it is built from (default: the upstream's `from_tag`).
     #[serde(default)]
     pub from_tag: Option<String>,
+    /// Files added after composer.json at some tags (tagged builds).
+    #[serde(default)]
+    pub extra_files: Vec<MetapackageFile>,
+}
+
+/// A file added to a metapackage's archive at some tags (the reference adds a `.gitignore` to
+/// project-community-edition 2.4.0 and 2.4.0-p1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetapackageFile {
+    /// Path inside the archive.
+    pub path: String,
+    /// Its content: a file relative to `target.resources`.
+    pub source: String,
+    /// The tags whose archive gets it.
+    pub refs: Vec<String>,
+}
+
+/// Files replaced inside one package version (`packageReplacements`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReplacement {
+    /// Composer name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Package-relative paths; the content of each is
+    /// `<target.resources>/replace/<package>/<version>/<path>`.
+    pub files: Vec<String>,
 }
 
 /// The two community-edition metapackages.
@@ -831,7 +864,9 @@ impl FarmConfig {
                 return invalid(format!("upstream '{}': ref '{git_ref}' is not a valid branch name", upstream.key));
             }
             let templated = upstream.single_packages.iter().chain(&upstream.package_dirs).any(|d| d.composer_template.is_some());
-            if (templated || !upstream.metapackages.is_empty()) && target.resources.is_none() {
+            if (templated || !upstream.metapackages.is_empty() || !upstream.file_replacements.is_empty())
+                && target.resources.is_none()
+            {
                 return invalid(format!(
                     "upstream '{}' uses composer templates or metapackages: set target.resources (the folder of history files and templates)",
                     upstream.key

@@ -45,6 +45,20 @@ pub struct BuildJob {
     pub target_key: String,
     /// Delivery attempt, starting at 1.
     pub attempt: u32,
+    /// Files added after the package's own, in order: a path the archive already has keeps its
+    /// position with the new content (the reference's file replacements), a new path is
+    /// appended (extra files of metapackages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ExtraFile>,
+}
+
+/// A file a job adds to the archive (mode 644).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraFile {
+    /// Package-relative path.
+    pub path: String,
+    /// Content, UTF-8 text.
+    pub text: String,
 }
 
 /// A git commit of an upstream repository.
@@ -185,6 +199,7 @@ mod tests {
             composer_json: "{}".into(),
             target_key: "packages/acme/module-a-1.0.0.zip".into(),
             attempt: 1,
+            files: Vec::new(),
         }
     }
 

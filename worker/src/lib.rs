@@ -75,7 +75,7 @@ pub struct BuiltArchive {
 pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result<BuiltArchive, JobError> {
     let commit = Oid::from_str(&job.source.commit).map_err(|_| JobError::BadCommit(job.source.commit.clone()))?;
     let composer_json: Arc<[u8]> = Arc::from(job.composer_json.as_bytes());
-    let (builder, warnings) = match &job.content {
+    let (mut builder, warnings) = match &job.content {
         Content::ComposerJsonOnly => {
             let mut builder = ArchiveBuilder::new();
             builder.add_file("composer.json", composer_json, FILE_MODE);
@@ -104,6 +104,10 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
             (ArchiveBuilder::from_package_items(items), files.warnings)
         }
     };
+    // As the reference's JSZip: an existing path is replaced in place, a new one appended.
+    for file in &job.files {
+        builder.add_file(&file.path, Arc::from(file.text.as_bytes()), FILE_MODE);
+    }
     std::fs::create_dir_all(scratch).map_err(JobError::Write)?;
     let temp = tempfile::NamedTempFile::new_in(scratch).map_err(JobError::Write)?;
     let digest =

@@ -21,6 +21,7 @@ fn job(id: &str, content: Content, commit: &str) -> BuildJob {
         composer_json: "{\n  \"name\": \"acme/meta\",\n  \"version\": \"1.0.0\"\n}".to_owned(),
         target_key: format!("packages/acme/{id}-1.0.0.zip"),
         attempt: 1,
+        files: Vec::new(),
     }
 }
 

@@ -448,6 +448,14 @@ fn manifest_entries(out: &Path) -> BTreeMap<String, Value> {
     manifest["packages"].as_object().unwrap().clone().into_iter().collect()
 }
 
+fn zip_text(bytes: &[u8], name: &str) -> String {
+    use std::io::Read as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut text = String::new();
+    archive.by_name(name).unwrap().read_to_string(&mut text).unwrap();
+    text
+}
+
 fn zip_names(bytes: &[u8]) -> Vec<String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect()
@@ -504,9 +512,34 @@ async fn mirror_base_package_and_community_editions_at_tags() {
     write("history/magento/product-community-edition/2.4.7.json", r#"{"require":{"magento/security-package":"1.1.6"}}"#);
     write("history/magento/project-community-edition/2.4.7.json", r#"{"require":{"magento/composer-root-update-plugin":"~2.0"}}"#);
     let target = format!("[target]\nresources = \"{}\"", resources.display());
-    let pins = "\n[upstreams.pinned_versions.\"2.4.7\"]\n\"magento/module-catalog\" = \"104.0.7-p9\"\n";
+    write("replace/magento/module-catalog/104.0.7-p9/registration.php", "<?php // fixed\n");
+    write("history/magento/project-community-edition/2.4.0-gitignore", "/vendor/\n");
+    let pins = r#"
+[[upstreams.file_replacements]]
+package = "magento/module-catalog"
+version = "104.0.7-p9"
+files = ["registration.php"]
+
+[upstreams.pinned_versions."2.4.7"]
+"magento/module-catalog" = "104.0.7-p9"
+"#;
     let text = config_text("https://mirror.example/", &target, "magento", "magento", pins).replace("from_tag = \"1.0.0\"", "from_tag = \"2.4.6\"");
+    let text = text.replace(
+        "name = \"project-community-edition\"\nkind = \"project\"\n",
+        "name = \"project-community-edition\"\nkind = \"project\"\nextra_files = [{ path = \".gitignore\", source = \"history/magento/project-community-edition/2.4.0-gitignore\", refs = [\"2.4.6\"] }]\n",
+    );
     let built = run(temp.path(), "mirror", &text).await;
+    // The replaced file keeps its place in the archive, with the new content.
+    let plain = zip_names(&std::fs::read(built.out.join("packages/magento/module-catalog-104.0.6.zip")).unwrap());
+    let catalog = std::fs::read(built.out.join("packages/magento/module-catalog-104.0.7-p9.zip")).unwrap();
+    assert_eq!(zip_names(&catalog), plain);
+    assert_eq!(zip_text(&catalog, "registration.php"), "<?php // fixed\n");
+    // The extra file follows composer.json, at the configured tag only.
+    let project = std::fs::read(built.out.join("packages/magento/project-community-edition-2.4.6.zip")).unwrap();
+    assert_eq!(zip_names(&project), ["composer.json", ".gitignore"]);
+    assert_eq!(zip_text(&project, ".gitignore"), "/vendor/\n");
+    let project = std::fs::read(built.out.join("packages/magento/project-community-edition-2.4.7.zip")).unwrap();
+    assert_eq!(zip_names(&project), ["composer.json"]);
 
     let base = built.composer("magento/magento2-base@2.4.7");
     assert_eq!(base["require"]["magento/framework"], "103.0.7", "the history file, verbatim");
