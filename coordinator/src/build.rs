@@ -126,7 +126,7 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
     let mut tasks = Vec::new();
     for &index in &in_scope {
         let (cache, config, limit) = (Arc::clone(&cache), Arc::clone(&config), Arc::clone(&limit));
-        let state = state.clone();
+        let (nightly, resources) = (state.rule == VersionRule::Nightly, state.resources.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore is never closed");
             tokio::task::spawn_blocking(move || {
@@ -141,9 +141,11 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
                 info!(upstream = %upstream.key, url = %shown, "fetching upstream");
                 let repo = cache.sync(&url).map_err(failure)?;
                 let (tags, _) = shared::git::list_tags(&repo).map_err(failure)?;
-                let latest = shared::distribution::latest_tag(tags.iter().map(|t| t.name.as_str()));
-                let nightly = if state.rule == VersionRule::Nightly {
-                    Some(distro::nightly_entries(upstream, &repo, &state, &config.target.flavours).map_err(failure)?)
+                let latest = shared::distribution::latest_tag(tags.iter().map(|t| t.name.as_str()))
+                    .and_then(|name| tags.into_iter().find(|t| t.name == name));
+                let nightly = if nightly {
+                    let flavours = &config.target.flavours;
+                    Some(distro::nightly_entries(upstream, &repo, latest.as_ref(), resources.as_deref(), flavours).map_err(failure)?)
                 } else {
                     None
                 };
@@ -158,7 +160,7 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
         let upstream = &config.upstreams[index];
         match task.await.context("fetching task panicked")?.context("fetching task panicked")? {
             Ok((repo, latest, nightly)) => {
-                state.add_latest_tag(&upstream.url, latest);
+                state.add_latest_tag(&upstream.url, latest.map(|tag| tag.name));
                 if let Some((base, entries)) = nightly {
                     state.add_nightly_entries(&upstream.key, &base, entries);
                 }
@@ -178,10 +180,10 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
         return Ok(planned);
     }
     // Second pass: plan every upstream against the complete inputs.
+    let state = Arc::new(state);
     let mut tasks = Vec::new();
     for (index, repo) in synced {
-        let (config, limit) = (Arc::clone(&config), Arc::clone(&limit));
-        let mut state = state.clone();
+        let (config, limit, state) = (Arc::clone(&config), Arc::clone(&limit), Arc::clone(&state));
         tasks.push((
             index,
             tokio::spawn(async move {
@@ -189,12 +191,11 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
                 tokio::task::spawn_blocking(move || {
                     let upstream = &config.upstreams[index];
                     info!(upstream = %upstream.key, "planning");
-                    let plan = plan::plan_upstream(&config, upstream, &repo, &mut state).map_err(|e| RepositoryFailure {
+                    plan::plan_upstream(&config, upstream, &repo, &state).map_err(|e| RepositoryFailure {
                         upstream: upstream.key.clone(),
                         url: redact_url(&config.resolve_url(&upstream.url)),
                         reason: e.to_string(),
-                    });
-                    plan.map(|plan| (plan, state.inputs.resolved_templates))
+                    })
                 })
                 .await
             }),
@@ -204,8 +205,7 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
     for (index, task) in tasks {
         let upstream = &config.upstreams[index];
         match task.await.context("planning task panicked")?.context("planning task panicked")? {
-            Ok((upstream_plan, resolved)) => {
-                state.inputs.resolved_templates.extend(resolved);
+            Ok(upstream_plan) => {
                 planned.refs.insert(upstream.key.clone(), upstream_plan.refs);
                 planned.report.rejected.extend(upstream_plan.rejections);
                 planned.report.tags.push(UpstreamTags { upstream: upstream.key.clone(), tags: upstream_plan.tags });
@@ -254,7 +254,7 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
             }
         }
     }
-    planned.report.inputs = state.inputs;
+    planned.report.inputs = state.inputs();
     let mut built_ids = std::collections::HashSet::new();
     for candidate in winners {
         // As the reference: a name@version a prebuilt archive provides is never written from git.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use shared::config::{FarmConfig, Flavour, MetapackageKind, UpstreamConfig, VersionRule};
 use shared::distribution::{self, Release};
-use shared::git::{self, FileLookup, GitError};
+use shared::git::{self, FileLookup, GitError, TagRef};
 
 use crate::plan::{Candidate, Precedence};
 
@@ -81,8 +81,9 @@ pub struct FileInput {
     pub entries: usize,
 }
 
-/// What a build of this target knows before planning packages.
-#[derive(Debug, Clone, Default)]
+/// What a build of this target knows before planning packages. Shared by the upstreams'
+/// planning tasks; the one thing they add, resolved dependency templates, goes behind a lock.
+#[derive(Debug, Default)]
 pub struct TargetState {
     /// Version rule.
     pub rule: VersionRule,
@@ -108,8 +109,10 @@ pub struct TargetState {
     pub resources: Option<PathBuf>,
     /// Latest tag per configured upstream URL (dependencies templates).
     pub latest_tags: HashMap<String, String>,
-    /// The record for the report.
+    /// The record for the report (without the resolved templates, see [`TargetState::inputs`]).
     pub inputs: Inputs,
+    /// Dependency-template URLs resolved while planning.
+    resolved_templates: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl TargetState {
@@ -221,7 +224,7 @@ impl TargetState {
     /// `getAdditionalConfiguration`: the history file of `package` at `version`, else the
     /// dependencies template (URLs resolved to the latest tag of the configured upstream with
     /// that URL), else `{require: {}}`.
-    pub fn additional_configuration(&mut self, package: &str, version: &str) -> Result<Map<String, Value>, String> {
+    pub fn additional_configuration(&self, package: &str, version: &str) -> Result<Map<String, Value>, String> {
         let Some(resources) = &self.resources else {
             return Ok(empty_require());
         };
@@ -244,7 +247,10 @@ impl TargetState {
                                 template.display()
                             )
                         })?;
-                        self.inputs.resolved_templates.insert(url.to_owned(), tag.clone());
+                        self.resolved_templates
+                            .lock()
+                            .expect("resolved templates lock")
+                            .insert(url.to_owned(), tag.clone());
                         Value::String(tag)
                     }
                     _ => spec.clone(),
@@ -270,24 +276,37 @@ impl TargetState {
         String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
     }
 
-    /// The template text of a template-based package and, at a tag, its history file instead
-    /// (`composer-templates` → `history`, `template.json` → `<tag>.json`).
+    /// The template text of a template-based package and, at a tag, its history file instead.
     pub fn template_text(&self, template: &str, tag: Option<&str>) -> Result<Option<String>, String> {
-        let Some(resources) = &self.resources else {
-            return Err("target.resources is not set".to_owned());
-        };
-        let path = match tag {
-            Some(tag) => {
-                let history = template.replacen("composer-templates", "history", 1).replace("template.json", &format!("{tag}.json"));
-                resources.join(history)
-            }
-            None => resources.join(template),
-        };
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+        template_text(self.resources.as_deref(), template, tag)
+    }
+
+    /// The inputs for the report, with the dependency templates resolved so far.
+    pub fn inputs(&self) -> Inputs {
+        let mut inputs = self.inputs.clone();
+        inputs.resolved_templates = self.resolved_templates.lock().expect("resolved templates lock").clone();
+        inputs
+    }
+}
+
+/// The text of a template below `resources` or, at a tag, of its history file instead
+/// (`composer-templates` → `history`, `template.json` → `<tag>.json`); `None` when it does not
+/// exist.
+pub fn template_text(resources: Option<&Path>, template: &str, tag: Option<&str>) -> Result<Option<String>, String> {
+    let Some(resources) = resources else {
+        return Err("target.resources is not set".to_owned());
+    };
+    let path = match tag {
+        Some(tag) => {
+            let history = template.replacen("composer-templates", "history", 1).replace("template.json", &format!("{tag}.json"));
+            resources.join(history)
         }
+        None => resources.join(template),
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
     }
 }
 
@@ -350,16 +369,16 @@ static VERSION_LIKE: std::sync::LazyLock<regex::Regex> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"^v?([0-9]+\.){0,3}[0-9]+").expect("valid regex"));
 
 /// The nightly version map's entries of one upstream (spec 5.3 step 1): the latest tag (or the
-/// `ref` branch when there is none) and, read at it, every package's name and version.
+/// `ref` branch when there is none) and, read at it, every package's name and version. `latest`
+/// is the latest of the repository's tags.
 pub fn nightly_entries(
     upstream: &UpstreamConfig,
     repo: &Repository,
-    state: &TargetState,
+    latest: Option<&TagRef>,
+    resources: Option<&Path>,
     flavours: &[Flavour],
 ) -> Result<(String, Vec<(String, String)>), GitError> {
-    let (tags, _) = git::list_tags(repo)?;
-    let latest = distribution::latest_tag(tags.iter().map(|t| t.name.as_str()));
-    let (base, commit) = match latest.as_ref().and_then(|l| tags.iter().find(|t| &t.name == l)) {
+    let (base, commit) = match latest {
         Some(tag) => (tag.name.clone(), tag.commit),
         None => {
             let branch = upstream.git_ref.clone().unwrap_or_else(|| "HEAD".to_owned());
@@ -401,7 +420,7 @@ pub fn nightly_entries(
     }
     for definition in &upstream.single_packages {
         let found = match &definition.composer_template {
-            Some(template) => state.template_text(template, None).ok().flatten().and_then(|text| identity(&text)),
+            Some(template) => template_text(resources, template, None).ok().flatten().and_then(|text| identity(&text)),
             None => read_identity(&definition.dir)?,
         };
         if let Some((name, version)) = found {
@@ -456,7 +475,7 @@ pub struct MetaRequest<'a> {
 /// release-history path, `createComposerJsonOnlyPackage`). Returns the config; the archive is
 /// named with the tag.
 pub fn tagged_metapackage(
-    state: &mut TargetState,
+    state: &TargetState,
     upstream: &UpstreamConfig,
     request: &MetaRequest<'_>,
     root_config: Map<String, Value>,
@@ -477,7 +496,7 @@ pub fn tagged_metapackage(
 /// The nightly and new-release path (`createMetaPackage`): the root composer.json at the
 /// branch head made into `<vendor>/<name>` at the map's (or the release's) version.
 pub fn branch_metapackage(
-    state: &mut TargetState,
+    state: &TargetState,
     upstream: &UpstreamConfig,
     request: &MetaRequest<'_>,
     mut config: Map<String, Value>,
@@ -708,6 +727,26 @@ mod tests {
         assert_eq!(state.inputs.date.as_deref(), Some("20261121 (build start, UTC)"));
         let config = FarmConfig::from_toml(&format!("{text}date = \"20250101\"\n")).unwrap();
         assert_eq!(TargetState::load(&config, started).unwrap().date, "20250101");
+    }
+
+    #[test]
+    fn dependency_templates_resolve_urls_to_a_configured_upstreams_latest_tag() {
+        let resources = tempfile::tempdir().unwrap();
+        let template = resources.path().join("composer-templates/magento/product-community-edition");
+        std::fs::create_dir_all(&template).unwrap();
+        std::fs::write(
+            template.join("dependencies-template.json"),
+            r#"{"dependencies":{"magento/security-package":"https://github.com/mage-os/mirror-security-package.git","magento/x":"^1.0"}}"#,
+        )
+        .unwrap();
+        let mut state = TargetState { resources: Some(resources.path().to_owned()), ..TargetState::default() };
+        state.add_latest_tag("https://github.com/mage-os/mirror-security-package", Some("1.1.6".to_owned()));
+        let additional = state.additional_configuration("magento/product-community-edition", "2.4.7").unwrap();
+        assert_eq!(shared::json::stringify_compact(&additional["require"]), r#"{"magento/security-package":"1.1.6","magento/x":"^1.0"}"#);
+        assert_eq!(state.inputs().resolved_templates["https://github.com/mage-os/mirror-security-package.git"], "1.1.6");
+        let unknown = TargetState { resources: Some(resources.path().to_owned()), ..TargetState::default() };
+        let error = unknown.additional_configuration("magento/product-community-edition", "2.4.7").unwrap_err();
+        assert!(error.contains("not an upstream of this configuration"), "{error}");
     }
 
     #[test]

@@ -174,13 +174,12 @@ enum RefMode {
     Release(String),
 }
 
-/// Plans one upstream from its synced repository. `state` is this upstream's copy of the
-/// target's inputs (it records the dependency templates it resolves).
+/// Plans one upstream from its synced repository against the target's inputs.
 pub fn plan_upstream(
     config: &FarmConfig,
     upstream: &UpstreamConfig,
     repo: &Repository,
-    state: &mut TargetState,
+    state: &TargetState,
 ) -> Result<UpstreamPlan, GitError> {
     let repo_url = config.resolve_url(&upstream.url);
     let mut plan = UpstreamPlan::default();
@@ -365,7 +364,7 @@ struct Reader<'a, 'p> {
     upstream: &'a UpstreamConfig,
     repo_url: &'a str,
     plan: &'p mut UpstreamPlan,
-    state: &'p mut TargetState,
+    state: &'a TargetState,
     /// Root tree per commit, so each tag's tree is looked up once.
     trees: HashMap<Oid, git2::Tree<'a>>,
 }
@@ -445,8 +444,7 @@ impl<'a> Reader<'a, '_> {
         };
         let templated = definition.composer_template.is_some();
         let dev_version;
-        let release_pins;
-        let state = &*self.state;
+        let state = self.state;
         let mut context = RuleContext::tagged(&self.upstream.vendor, &rules::NO_VERSIONS, None, &self.upstream.transforms);
         context.composer_repo_url = &self.config.repository.base_url;
         context.sort_links_since = definition.sort_links_since.as_deref();
@@ -470,8 +468,7 @@ impl<'a> Reader<'a, '_> {
                 context.require = if templated { state.base_require.as_ref() } else { None };
             }
             RefMode::Release(release) => {
-                release_pins = state.release_pins.clone();
-                context.pins = &release_pins;
+                context.pins = &state.release_pins;
                 context.fallback_version = Some(release);
                 context.git_ref = release;
                 context.replace_versions = &state.replace_versions;
@@ -582,46 +579,44 @@ impl<'a> Reader<'a, '_> {
             Ok(_) => return self.reject(&tag.name, &label, "the root composer.json is not an object".to_owned()),
             Err(error) => return self.reject(&tag.name, &label, format!("root composer.json: {error}")),
         };
-        let vendor = self.upstream.vendor.clone();
-        let base_url = self.config.repository.base_url.clone();
+        let (state, upstream) = (self.state, self.upstream);
+        let vendor = upstream.vendor.as_str();
+        let base_url = self.config.repository.base_url.as_str();
         if *mode == RefMode::Nightly
-            && let Some(reason) = self.state.nightly_failed.get(&format!("{vendor}/{}", request.name))
+            && let Some(reason) = state.nightly_failed.get(&format!("{vendor}/{}", request.name))
         {
             return self.reject(&tag.name, &label, reason.clone());
         }
         let made = match mode {
             RefMode::Tag => {
-                let pins = self.upstream.pinned_versions.get(&tag.name).cloned().unwrap_or_default();
-                distro::tagged_metapackage(self.state, self.upstream, request, root_config, &tag.name, &pins, &base_url)
-                    .and_then(|(mut config, verbatim)| {
+                let pins = upstream.pinned_versions.get(&tag.name).unwrap_or(&rules::NO_VERSIONS);
+                distro::tagged_metapackage(state, upstream, request, root_config, &tag.name, pins, base_url).and_then(
+                    |(mut config, verbatim)| {
                         let version = version_of(&config).unwrap_or_else(|| tag.name.clone());
                         let name = format!("{vendor}/{}", request.name);
-                        rules::apply_transforms_to(&mut config, &name, &version, &vendor, &self.upstream.transforms)
+                        rules::apply_transforms_to(&mut config, &name, &version, vendor, &upstream.transforms)
                             .map_err(|e| e.to_string())?;
                         Ok((config, verbatim))
-                    })
+                    },
+                )
             }
             RefMode::Branch(_) => return Ok(()),
             RefMode::Nightly | RefMode::Release(_) => {
-                let pins = match mode {
-                    RefMode::Nightly => self.state.nightly.clone(),
-                    _ => self.state.release_pins.clone(),
-                };
-                let state = self.state.clone();
-                let mut release = state.release_state(&vendor, &tag.name, &pins, &base_url);
+                let pins = if *mode == RefMode::Nightly { &state.nightly } else { &state.release_pins };
+                let mut release = state.release_state(vendor, &tag.name, pins, base_url);
                 if let RefMode::Release(version) = mode {
                     release.version = Some(version);
                     release.fallback_version = Some(version);
                     release.git_ref = version;
                     // The release preparation rewrites the root composer.json too when a project
                     // metapackage is made from it.
-                    if self.upstream.metapackages.iter().any(|m| m.kind == MetapackageKind::Project) {
+                    if upstream.metapackages.iter().any(|m| m.kind == MetapackageKind::Project) {
                         shared::distribution::magento_to_mage_os(&mut root_config, &release);
                     }
                 } else {
                     release.fallback_version = state.fallback.as_deref();
                 }
-                distro::branch_metapackage(self.state, self.upstream, request, root_config, &release)
+                distro::branch_metapackage(state, upstream, request, root_config, &release)
             }
         };
         let (config, verbatim) = match made {
