@@ -176,7 +176,7 @@ pub async fn adopt(farm: &Farm, from: &str, concurrency: usize) -> anyhow::Resul
     let mut entries = Vec::new();
     while let Some((item, key, outcome)) = outcomes.next().await {
         match outcome {
-            Ok((bytes, copied)) => {
+            Ok((bytes, stored, copied)) => {
                 let composer = match shared::additional::composer_json_of_zip(&bytes) {
                     Ok(composer) => composer,
                     Err(error) => {
@@ -184,7 +184,6 @@ pub async fn adopt(farm: &Farm, from: &str, concurrency: usize) -> anyhow::Resul
                         continue;
                     }
                 };
-                let stored = StoredArchive::of_bytes(key, &bytes);
                 report.copied += usize::from(copied);
                 report.adopted += 1;
                 entries.push(ManifestEntry {
@@ -213,22 +212,21 @@ pub async fn adopt(farm: &Farm, from: &str, concurrency: usize) -> anyhow::Resul
     Ok(report)
 }
 
-/// The archive's bytes from the farm's storage (checked against the metadata's sha1) or, when
-/// it is not there yet, from the source (checked, then stored). `true` when copied.
+/// The archive's bytes and digests from the farm's storage (checked against the metadata's
+/// sha1) or, when it is not there yet, from the source (checked, then stored). `true` when copied.
 async fn take_over(
     storage: &shared::storage::AnyStorage,
     source: &Source,
     item: &Listed,
     key: &str,
-) -> Result<(Vec<u8>, bool), String> {
-    use sha1::Digest as _;
-    let sha1_of = |bytes: &[u8]| hex::encode(sha1::Sha1::digest(bytes));
+) -> Result<(Vec<u8>, StoredArchive, bool), String> {
     if let Some(bytes) = storage.get(key).await.map_err(|e| e.to_string())? {
-        let actual = sha1_of(&bytes);
-        if actual != item.sha1 {
+        let stored = StoredArchive::of_bytes(key.to_owned(), &bytes);
+        if stored.sha1 != item.sha1 {
+            let actual = &stored.sha1;
             return Err(format!("the archive at {key} has sha1 {actual}, the metadata says {}; not adopted", item.sha1));
         }
-        return Ok((bytes, false));
+        return Ok((bytes, stored, false));
     }
     // A folder's metadata names the archives by their public URL; the file is at the key.
     let location = match source {
@@ -240,16 +238,16 @@ async fn take_over(
         .await
         .map_err(|e| format!("{e:#}"))?
         .ok_or_else(|| format!("{} does not exist; not adopted", item.dist))?;
-    let actual = sha1_of(&bytes);
-    if actual != item.sha1 {
-        return Err(format!("{} has sha1 {actual}, the metadata says {}; not adopted", item.dist, item.sha1));
+    let stored = StoredArchive::of_bytes(key.to_owned(), &bytes);
+    if stored.sha1 != item.sha1 {
+        return Err(format!("{} has sha1 {}, the metadata says {}; not adopted", item.dist, stored.sha1, item.sha1));
     }
     let scratch = storage.scratch_dir();
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
     let temp = tempfile::NamedTempFile::new_in(&scratch).map_err(|e| e.to_string())?;
     std::fs::write(temp.path(), &bytes).map_err(|e| e.to_string())?;
-    storage.put_archive(key, &temp.into_temp_path(), &actual).await.map_err(|e| e.to_string())?;
-    Ok((bytes, true))
+    storage.put_archive(key, &temp.into_temp_path(), &stored.sha1).await.map_err(|e| e.to_string())?;
+    Ok((bytes, stored, true))
 }
 
 /// Every version the source's metadata lists: Composer 2 `metadata-url` with
