@@ -391,12 +391,7 @@ pub fn nightly_entries(
     };
     let root = git::commit_tree(repo, commit)?;
     let mut entries = Vec::new();
-    let rename = |name: String| -> String {
-        match (upstream.vendor.as_str(), name.strip_prefix("magento/")) {
-            ("magento", _) | (_, None) => name,
-            (vendor, Some(rest)) => format!("{vendor}/{rest}"),
-        }
-    };
+    let rename = |name: String| distribution::to_vendor(&name, &upstream.vendor).unwrap_or(name);
     let read_identity = |dir: &str| -> Result<Option<(String, Option<String>)>, GitError> {
         let Some(tree) = git::subtree(repo, &root, dir)? else { return Ok(None) };
         let FileLookup::Found(bytes) = git::read_file(repo, &tree, "composer.json")? else { return Ok(None) };
@@ -451,12 +446,7 @@ pub fn nightly_entries(
 fn identity(text: &str) -> Option<(String, Option<String>)> {
     let Ok(Value::Object(config)) = shared::json::parse(text) else { return None };
     let name = config.get("name")?.as_str().filter(|n| !n.is_empty())?.to_owned();
-    let version = match config.get("version") {
-        Some(Value::String(v)) if !v.is_empty() => Some(v.clone()),
-        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f != 0.0) => Some(shared::json::format_js_number(n)),
-        _ => None,
-    };
-    Some((name, version))
+    Some((name, shared::rules::truthy_version(&config)))
 }
 
 /// How a community-edition metapackage is made.

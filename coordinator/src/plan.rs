@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use git2::{Oid, Repository};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use shared::config::{FarmConfig, MetapackageKind, PackageDefinition, UpstreamConfig, VersionRule};
 use shared::git::{self, FileLookup, GitError, TagRef};
 use shared::messages::Content;
@@ -592,7 +592,7 @@ impl<'a> Reader<'a, '_> {
                 let pins = upstream.pinned_versions.get(&tag.name).unwrap_or(&rules::NO_VERSIONS);
                 distro::tagged_metapackage(state, upstream, request, root_config, &tag.name, pins, base_url).and_then(
                     |(mut config, verbatim)| {
-                        let version = version_of(&config).unwrap_or_else(|| tag.name.clone());
+                        let version = rules::truthy_version(&config).unwrap_or_else(|| tag.name.clone());
                         let name = format!("{vendor}/{}", request.name);
                         rules::apply_transforms_to(&mut config, &name, &version, vendor, &upstream.transforms)
                             .map_err(|e| e.to_string())?;
@@ -627,7 +627,7 @@ impl<'a> Reader<'a, '_> {
             Some(name) if !name.is_empty() => name.to_owned(),
             _ => format!("{vendor}/{}", request.name),
         };
-        let version = version_of(&config).unwrap_or_else(|| tag.name.clone());
+        let version = rules::truthy_version(&config).unwrap_or_else(|| tag.name.clone());
         let key_version = (*mode == RefMode::Tag).then(|| tag.name.clone());
         let mut files = Vec::new();
         if *mode == RefMode::Tag {
@@ -657,15 +657,6 @@ impl<'a> Reader<'a, '_> {
             files,
         };
         self.push(candidate, key_version.as_deref(), None, &label)
-    }
-}
-
-/// A composer.json's version as text, if it has a truthy one.
-fn version_of(config: &Map<String, Value>) -> Option<String> {
-    match config.get("version") {
-        Some(Value::String(v)) if !v.is_empty() => Some(v.clone()),
-        Some(Value::Number(n)) if rules::js_truthy(&Value::Number(n.clone())) => Some(shared::json::format_js_number(n)),
-        _ => None,
     }
 }
 

@@ -25,6 +25,14 @@ fn coordinator() -> Command {
     command
 }
 
+/// `coordinator build --config C --upstream-base U --out O --cache-dir D`, for more arguments.
+fn build(config: &Path, upstream: &Path, out: &Path, cache: &Path) -> Command {
+    let mut command = coordinator();
+    command.args(["build", "--config"]).arg(config).arg("--upstream-base").arg(upstream).arg("--out").arg(out);
+    command.arg("--cache-dir").arg(cache);
+    command
+}
+
 fn fixture_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/parity.toml")
 }
@@ -35,16 +43,8 @@ fn build_with_flags_then_plan_shows_nothing_to_do() {
     let upstream = temp.path().join("upstream");
     restore_upstream(&upstream);
     let out = temp.path().join("out");
-    let output = coordinator()
-        .args(["build", "--config"])
-        .arg(fixture_config())
-        .arg("--upstream-base")
-        .arg(&upstream)
-        .arg("--out")
-        .arg(&out)
+    let output = build(&fixture_config(), &upstream, &out, &temp.path().join("cache"))
         .args(["--base-url", "https://mirror.example.org/sub/"])
-        .arg("--cache-dir")
-        .arg(temp.path().join("cache"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -85,17 +85,14 @@ fn build_with_flags_then_plan_shows_nothing_to_do() {
 #[test]
 fn unreadable_upstream_fails_the_exit_code_and_bad_config_is_fatal() {
     let temp = tempfile::tempdir().unwrap();
-    let output = coordinator()
-        .args(["build", "--config"])
-        .arg(fixture_config())
-        .arg("--upstream-base")
-        .arg(temp.path().join("nothing-here"))
-        .arg("--out")
-        .arg(temp.path().join("out"))
-        .arg("--cache-dir")
-        .arg(temp.path().join("cache"))
-        .output()
-        .unwrap();
+    let output = build(
+        &fixture_config(),
+        &temp.path().join("nothing-here"),
+        &temp.path().join("out"),
+        &temp.path().join("cache"),
+    )
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("repository failed: acme"), "{stderr}");
@@ -129,16 +126,8 @@ actions = [{ set = ["extra", "custom"], value = { zeta = 1, alpha = 2, mid = { y
     let mut snapshots = Vec::new();
     for workers in ["1", "2"] {
         let out = temp.path().join(format!("out-{workers}"));
-        let status = coordinator()
-            .args(["build", "--config"])
-            .arg(&config)
-            .arg("--upstream-base")
-            .arg(&upstream)
-            .arg("--out")
-            .arg(&out)
+        let status = build(&config, &upstream, &out, &temp.path().join(format!("cache-{workers}")))
             .args(["--workers", workers])
-            .arg("--cache-dir")
-            .arg(temp.path().join(format!("cache-{workers}")))
             .status()
             .unwrap();
         assert!(status.success());
@@ -175,18 +164,8 @@ fn adopt_from_the_own_output_knows_everything_and_a_bad_source_exits_2() {
     let upstream = temp.path().join("upstream");
     restore_upstream(&upstream);
     let out = temp.path().join("out");
-    let build = coordinator()
-        .args(["build", "--config"])
-        .arg(fixture_config())
-        .arg("--upstream-base")
-        .arg(&upstream)
-        .arg("--out")
-        .arg(&out)
-        .arg("--cache-dir")
-        .arg(temp.path().join("cache"))
-        .output()
-        .unwrap();
-    assert_eq!(build.status.code(), Some(0), "{}", String::from_utf8_lossy(&build.stderr));
+    let built = build(&fixture_config(), &upstream, &out, &temp.path().join("cache")).output().unwrap();
+    assert_eq!(built.status.code(), Some(0), "{}", String::from_utf8_lossy(&built.stderr));
     let adopt = |from: &Path| {
         coordinator().args(["adopt", "--config"]).arg(fixture_config()).arg("--out").arg(&out).arg("--from").arg(from).output().unwrap()
     };

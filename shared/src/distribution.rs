@@ -402,15 +402,27 @@ pub fn community_project(
         ("minimum-stability", Value::String(version_stability(version).to_owned())),
         ("require", Value::Object(require)),
     ];
+    let mut result = merge_edition(config, additional, overrides, &["replace", "suggest"]);
+    set_dependency_versions(&mut result, release);
+    result
+}
+
+/// The community-edition merge (spec 3.8): `config`, then `additional`, then the overrides
+/// (existing keys keep their place, new ones are appended in this order), then `deleted` removed.
+fn merge_edition<'k>(
+    config: Map<String, Value>,
+    additional: &Map<String, Value>,
+    overrides: impl IntoIterator<Item = (&'k str, Value)>,
+    deleted: &[&str],
+) -> Map<String, Value> {
     let mut result = config;
     assign(&mut result, additional);
     for (key, value) in overrides {
         result.insert(key.to_owned(), value);
     }
-    for key in ["replace", "suggest"] {
-        result.shift_remove(key);
+    for key in deleted {
+        result.shift_remove(*key);
     }
-    set_dependency_versions(&mut result, release);
     result
 }
 
@@ -461,14 +473,8 @@ pub fn community_product(
         ("type", Value::String("metapackage".to_owned())),
         ("require", Value::Object(require)),
     ];
-    let mut result = config;
-    assign(&mut result, additional);
-    for (key, value) in overrides {
-        result.insert(key.to_owned(), value);
-    }
-    for key in ["autoload", "autoload-dev", "config", "conflict", "minimum-stability", "replace", "require-dev", "suggest"] {
-        result.shift_remove(key);
-    }
+    let deleted = ["autoload", "autoload-dev", "config", "conflict", "minimum-stability", "replace", "require-dev", "suggest"];
+    let mut result = merge_edition(config, additional, overrides, &deleted);
     set_dependency_versions(&mut result, release);
     if base_undefined
         && let Some(Value::Object(links)) = result.get_mut("require")
@@ -609,7 +615,7 @@ pub fn alias_winners(packages: &[(String, String, Map<String, Value>)]) -> Vec<A
 }
 
 /// `magento/<rest>` as `<vendor>/<rest>`; `None` for other names.
-fn to_vendor(name: &str, vendor: &str) -> Option<String> {
+pub fn to_vendor(name: &str, vendor: &str) -> Option<String> {
     name.strip_prefix("magento/").map(|rest| format!("{vendor}/{rest}"))
 }
 

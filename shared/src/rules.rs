@@ -194,18 +194,19 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
 /// The require section of a template-based package from the dependency list: keys in JavaScript
 /// sort order of their original names, `magento/` renamed to the vendor (spec 3.6 step 8).
 fn template_require(require: &Map<String, Value>, vendor: &str) -> Map<String, Value> {
-    let mut entries: Vec<(&String, &Value)> = require.iter().collect();
-    entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-    entries
-        .into_iter()
-        .map(|(key, value)| {
-            let renamed = match key.strip_prefix("magento/") {
-                Some(rest) => format!("{vendor}/{rest}"),
-                None => key.clone(),
-            };
-            (renamed, value.clone())
-        })
-        .collect()
+    let mut sorted = require.clone();
+    crate::distribution::sort_keys(&mut sorted);
+    sorted.into_iter().map(|(key, value)| (crate::distribution::to_vendor(&key, vendor).unwrap_or(key), value)).collect()
+}
+
+/// A composer.json's version as text when it is truthy in JavaScript (a non-empty string or a
+/// non-zero number); `None` otherwise.
+pub fn truthy_version(config: &Map<String, Value>) -> Option<String> {
+    match config.get("version") {
+        Some(Value::String(v)) if !v.is_empty() => Some(v.clone()),
+        Some(value @ Value::Number(n)) if js_truthy(value) => Some(json::format_js_number(n)),
+        _ => None,
+    }
 }
 
 /// Applies the configured transforms of `name` (or of its `magento/` form) at `version`.
