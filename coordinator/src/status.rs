@@ -119,10 +119,12 @@ impl BuildSummary {
                     package: format!("{}@{}", f.package, f.version),
                     reason: f.reason.clone().unwrap_or_default(),
                 })
-                .chain(report.repository_failures.iter().map(|f| FailureNote {
-                    package: format!("upstream {}", f.upstream),
-                    reason: f.reason.clone(),
-                }))
+                .chain(
+                    report
+                        .repository_failures
+                        .iter()
+                        .map(|f| FailureNote { package: format!("upstream {}", f.upstream), reason: f.reason.clone() }),
+                )
                 .collect(),
             error: None,
         }
@@ -215,9 +217,10 @@ impl StatusBoard {
     pub fn finished(&self, summary: BuildSummary) {
         let upstream = summary.upstream.clone();
         let clean = summary.error.is_none() && summary.failed.is_empty();
-        let error = summary.error.clone().or_else(|| {
-            (!summary.failed.is_empty()).then(|| format!("{} package(s) failed", summary.failed.len()))
-        });
+        let error = summary
+            .error
+            .clone()
+            .or_else(|| (!summary.failed.is_empty()).then(|| format!("{} package(s) failed", summary.failed.len())));
         let build_id = summary.build_id.clone();
         self.update(&upstream, |status| {
             status.state = UpstreamState::Idle;

@@ -36,9 +36,8 @@ const PINNED_SECTIONS: [&str; 3] = ["require", "require-dev", "suggest"];
 const UPSTREAM_PRODUCT: &str = "magento/product-community-edition";
 
 /// `calcNightlyBuildPackageBaseVersion`'s input check (ASCII, case-insensitive as `/i`).
-static NIGHTLY_BASE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i-u)^v?(?:[0-9]+\.){0,3}[0-9]+(?:-[a-z][0-9a-z_]*)?$").expect("valid regex")
-});
+static NIGHTLY_BASE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i-u)^v?(?:[0-9]+\.){0,3}[0-9]+(?:-[a-z][0-9a-z_]*)?$").expect("valid regex"));
 /// `addSuffixToVersion`'s unanchored match; JavaScript's `.` stops at line terminators.
 static SUFFIX_TARGET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(v?)((?:[0-9]+\.?){1,4})(-[^+]+)?(\+[^\n\r\x{2028}\x{2029}]+)?").expect("valid regex")
@@ -161,9 +160,8 @@ pub fn latest_stable_release<'a>(versions: impl IntoIterator<Item = &'a str>) ->
 fn last_in_reference_order<'a>(versions: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<&str> = None;
     for candidate in versions.filter(|v| version::validate(v).is_ok()) {
-        let below = best.is_some_and(|current| {
-            version::compare(candidate, current).is_ok_and(|c| c.ordering() == Ordering::Less)
-        });
+        let below = best
+            .is_some_and(|current| version::compare(candidate, current).is_ok_and(|c| c.ordering() == Ordering::Less));
         if !below {
             best = Some(candidate);
         }
@@ -473,7 +471,8 @@ pub fn community_product(
         ("type", Value::String("metapackage".to_owned())),
         ("require", Value::Object(require)),
     ];
-    let deleted = ["autoload", "autoload-dev", "config", "conflict", "minimum-stability", "replace", "require-dev", "suggest"];
+    let deleted =
+        ["autoload", "autoload-dev", "config", "conflict", "minimum-stability", "replace", "require-dev", "suggest"];
     let mut result = merge_edition(config, additional, overrides, &deleted);
     set_dependency_versions(&mut result, release);
     if base_undefined
@@ -541,7 +540,12 @@ pub fn sort_base_links(config: &mut Map<String, Value>, release: &Release<'_>, s
 /// `JSON.stringify(…, null, 2)`: `name`, `description`, `type`, `version`, `require`. (A stored
 /// copy of the reference's `package-aliases.js` of another commit also writes
 /// `extra.mage-os-alias`; the pinned commit the spec describes does not.)
-pub fn alias_composer_json(magento_name: &str, magento_version: &str, mage_os_name: &str, mage_os_version: &str) -> String {
+pub fn alias_composer_json(
+    magento_name: &str,
+    magento_version: &str,
+    mage_os_name: &str,
+    mage_os_version: &str,
+) -> String {
     let text = |s: &str| Value::String(s.to_owned());
     let config = Map::from_iter([
         ("name".to_owned(), text(magento_name)),
@@ -769,9 +773,20 @@ mod tests {
 
     #[test]
     fn nightly_base_version_rejects_what_the_reference_throws_on() {
-        for input in
-            ["", "invalid", "not-a-version", "1a", "1.x", "2.4.5.6.7", "2.4.5-", "-1.0.0", "   ", "\t", "\n", "2.4.5+build.123"]
-        {
+        for input in [
+            "",
+            "invalid",
+            "not-a-version",
+            "1a",
+            "1.x",
+            "2.4.5.6.7",
+            "2.4.5-",
+            "-1.0.0",
+            "   ",
+            "\t",
+            "\n",
+            "2.4.5+build.123",
+        ] {
             assert_eq!(nightly_base_version(input), Err(InvalidNightlyVersion(input.to_owned())), "{input:?}");
         }
         assert!(InvalidNightlyVersion("x".into()).to_string().contains("'x'"));
@@ -826,7 +841,8 @@ mod tests {
 
     #[test]
     fn latest_upstream_release_is_the_highest_stable_one() {
-        let versions = ["2.4.6", "2.4.7", "2.4.7-p3", "2.4.8-beta1", "2.4.7-p2", "2.4.8-rc1", "2.4.8-alpha", "2.4.7-p10"];
+        let versions =
+            ["2.4.6", "2.4.7", "2.4.7-p3", "2.4.8-beta1", "2.4.7-p2", "2.4.8-rc1", "2.4.8-alpha", "2.4.7-p10"];
         assert_eq!(latest_stable_release(versions).as_deref(), Some("2.4.7-p10"));
         assert_eq!(latest_stable_release(["2.4.7", "2.4.7-p3"]).as_deref(), Some("2.4.7-p3"));
         assert_eq!(latest_stable_release(["2.4.7-p3", "2.4.7"]).as_deref(), Some("2.4.7-p3"));
@@ -918,7 +934,10 @@ mod tests {
         let deps = strings(&[("*", "2.0.0")]);
         let mut config = obj(r#"{"suggest":{"mage-os/module-catalog-sample-data":"*"}}"#);
         set_dependency_versions(&mut config, &release(&deps, &empty, &none));
-        assert_eq!(compact(&config), r#"{"suggest":{"mage-os/module-catalog-sample-data":"Sample Data version: 2.0.0"}}"#);
+        assert_eq!(
+            compact(&config),
+            r#"{"suggest":{"mage-os/module-catalog-sample-data":"Sample Data version: 2.0.0"}}"#
+        );
         // Missing sections are fine.
         let mut config = obj(r#"{"name":"magento/module-test"}"#);
         set_dependency_versions(&mut config, &release(&deps, &empty, &none));
@@ -960,16 +979,52 @@ mod tests {
     #[test]
     fn release_version_validation() {
         let accepted = [
-            "1.0", "2.4", "10.20", "0.1", "999.999", "1.0.0", "2.4.6", "10.20.30", "0.0.1", "999.999.999", "1.0-beta",
-            "2.4-p2", "1.0-alpha", "1.0.0-alpha", "2.4.6-patch2", "1.0.0-beta", "2.4.6-p2", "1.0-beta.1", "2.4-p2.1",
-            "1.0.0-rc.1", "2.4.6-dev", "01.0", "1.01", "1.0.01",
+            "1.0",
+            "2.4",
+            "10.20",
+            "0.1",
+            "999.999",
+            "1.0.0",
+            "2.4.6",
+            "10.20.30",
+            "0.0.1",
+            "999.999.999",
+            "1.0-beta",
+            "2.4-p2",
+            "1.0-alpha",
+            "1.0.0-alpha",
+            "2.4.6-patch2",
+            "1.0.0-beta",
+            "2.4.6-p2",
+            "1.0-beta.1",
+            "2.4-p2.1",
+            "1.0.0-rc.1",
+            "2.4.6-dev",
+            "01.0",
+            "1.01",
+            "1.0.01",
         ];
         for version in accepted {
             assert_eq!(validate_release_version("mageosRelease", version), Ok(()), "{version}");
         }
         let rejected = [
-            "", "1", ".1", "1.", "1..0", "1.2.3.4", "1.2.3.4.5", "a.b", "a.b.c", "1.a", "a.1", "1.2.a", "1.0-1beta", "1.0-",
-            "1.0--beta", "1.0-BETA", "1.0\n",
+            "",
+            "1",
+            ".1",
+            "1.",
+            "1..0",
+            "1.2.3.4",
+            "1.2.3.4.5",
+            "a.b",
+            "a.b.c",
+            "1.a",
+            "a.1",
+            "1.2.a",
+            "1.0-1beta",
+            "1.0-",
+            "1.0--beta",
+            "1.0-BETA",
+            "1.0\n",
         ];
         for version in rejected {
             assert!(validate_release_version("mageosRelease", version).is_err(), "{version:?}");
@@ -1007,7 +1062,10 @@ mod tests {
         // Without a replace version the renamed replace section stays.
         let mut config = obj(r#"{"name":"magento/module-a","replace":{"magento/module-old":"1"}}"#);
         magento_to_mage_os(&mut config, &release(&deps, &BTreeMap::new(), &none));
-        assert_eq!(compact(&config), r#"{"name":"mage-os/module-a","replace":{"mage-os/module-old":"1"},"version":"1.0.0"}"#);
+        assert_eq!(
+            compact(&config),
+            r#"{"name":"mage-os/module-a","replace":{"mage-os/module-old":"1"},"version":"1.0.0"}"#
+        );
     }
 
     #[test]
@@ -1055,12 +1113,14 @@ mod tests {
         let nightly = Release { version: None, git_ref: "main", fallback_version: Some("0.9.0"), ..base };
         assert_eq!(framework(&nightly), (r#"{"mage-os/framework":"0.9.0"}"#.to_owned(), "main".to_owned()));
         let pinned = strings(&[("mage-os/framework", "0.7.0"), ("*", "0.8.0")]);
-        let only_pins = Release { version: None, git_ref: "main", fallback_version: None, ..release(&pinned, &empty, &none) };
+        let only_pins =
+            Release { version: None, git_ref: "main", fallback_version: None, ..release(&pinned, &empty, &none) };
         assert_eq!(framework(&only_pins).0, r#"{"mage-os/framework":"0.7.0"}"#);
         let only_wildcard = Release { version: None, git_ref: "main", fallback_version: None, ..base };
         assert_eq!(framework(&only_wildcard).0, r#"{"mage-os/framework":"0.8.0"}"#);
         // Nothing at all: the value is `undefined`, which JSON.stringify leaves out.
-        let nothing = Release { version: None, git_ref: "main", fallback_version: None, ..release(&empty, &empty, &none) };
+        let nothing =
+            Release { version: None, git_ref: "main", fallback_version: None, ..release(&empty, &empty, &none) };
         assert_eq!(framework(&nothing).0, "{}");
         // An empty release version is false too.
         let empty_version = Release { version: Some(""), ..nightly };
@@ -1112,7 +1172,10 @@ mod tests {
         let (empty, none) = (BTreeMap::new(), BTreeSet::new());
         let product_of = |release: &Release<'_>| {
             let out = community_project(Map::new(), "mage-os/project-community-edition", &Map::new(), release);
-            (js_string(out["require"].get("mage-os/product-community-edition")), js_string(out.get("minimum-stability")))
+            (
+                js_string(out["require"].get("mage-os/product-community-edition")),
+                js_string(out.get("minimum-stability")),
+            )
         };
         let pins = strings(&[("mage-os/project-community-edition", "2.4.5")]);
         let with_version = Release { version: Some("2.4.6"), git_ref: "2.4.5", ..release(&pins, &empty, &none) };
@@ -1145,7 +1208,8 @@ mod tests {
         let config = obj(
             r#"{"name":"magento/product-community-edition","description":"d","type":"project","version":"2.4.6","license":["OSL-3.0"],"require":{"php":"~8.1","ext-intl":"*"},"replace":{"magento/module-catalog":"100.0.0","magento/module-sales":"*","mage-os/module-custom":"1.0.0","other/pkg":"2.0.0"},"extra":{"a":"b"},"autoload":{},"autoload-dev":{},"config":{},"conflict":{},"minimum-stability":"stable","require-dev":{},"suggest":{}}"#,
         );
-        let additional = obj(r#"{"require":{"mage-os/module-extra":"1.0.0","magento/module-catalog":"200.0.0"},"homepage":"h"}"#);
+        let additional =
+            obj(r#"{"require":{"mage-os/module-extra":"1.0.0","magento/module-catalog":"200.0.0"},"homepage":"h"}"#);
         let (empty, none) = (BTreeMap::new(), BTreeSet::new());
         let new_release = Release { version: Some("1.1.0"), ..release(&empty, &empty, &none) };
         let out = community_product(config, "mage-os/product-community-edition", &additional, &new_release);
@@ -1209,7 +1273,8 @@ mod tests {
     fn mage_os_project_require_sort_gate_and_version_restore() {
         let (empty, none) = (BTreeMap::new(), BTreeSet::new());
         let input = r#"{"name":"mage-os/project-community-edition","version":"VERSION","require":{"mage-os/product-community-edition":"VERSION","magento/zzz":"1","ext-bcmath":"*"}}"#;
-        let run = |version: &str, release: &Release<'_>| mage_os_project(obj(&input.replace("VERSION", version)), release);
+        let run =
+            |version: &str, release: &Release<'_>| mage_os_project(obj(&input.replace("VERSION", version)), release);
         let out = run("2.2.0", &Release { version: Some("2.2.0"), ..release(&empty, &empty, &none) });
         assert_eq!(
             compact(out["require"].as_object().unwrap()),
@@ -1270,11 +1335,20 @@ mod tests {
     fn community_then_mage_os_project_end_to_end() {
         // The nightly Mage-OS project: version restored, require sorted, no replace (the name is
         // already renamed when the Mage-OS transform sees it).
-        let deps = strings(&[("mage-os/project-community-edition", "2.4.7.1-a20240115"), ("mage-os/module-x", "1.0.0.1-a20240115")]);
+        let deps = strings(&[
+            ("mage-os/project-community-edition", "2.4.7.1-a20240115"),
+            ("mage-os/module-x", "1.0.0.1-a20240115"),
+        ]);
         let upstream = strings(&[("magento/project-community-edition", "2.4.7")]);
         let none = BTreeSet::new();
-        let nightly = Release { version: None, fallback_version: Some("0.0.1.1-a20240115"), git_ref: "main", ..release(&deps, &upstream, &none) };
-        let config = obj(r#"{"name":"magento/magento2ce","type":"project","version":"2.4.7-dev","require":{"php":"~8.2"}}"#);
+        let nightly = Release {
+            version: None,
+            fallback_version: Some("0.0.1.1-a20240115"),
+            git_ref: "main",
+            ..release(&deps, &upstream, &none)
+        };
+        let config =
+            obj(r#"{"name":"magento/magento2ce","type":"project","version":"2.4.7-dev","require":{"php":"~8.2"}}"#);
         let additional = obj(r#"{"require":{"magento/module-x":"*"}}"#);
         let out = community_project(config, "mage-os/project-community-edition", &additional, &nightly);
         let out = mage_os_project(out, &nightly);
@@ -1360,7 +1434,8 @@ mod tests {
     #[test]
     fn vendor_rename_adds_the_upstream_replace_entry_last() {
         let upstream = strings(&[("magento/magento2-base", "2.4.7")]);
-        let mut config = obj(r#"{"name":"magento/magento2-base","replace":{"magento/module-x":"*","a/b":"1"},"extra":{}}"#);
+        let mut config =
+            obj(r#"{"name":"magento/magento2-base","replace":{"magento/module-x":"*","a/b":"1"},"extra":{}}"#);
         vendor_rename(&mut config, "mage-os", Some(&BTreeMap::new()), &upstream);
         assert_eq!(
             compact(&config),
@@ -1401,7 +1476,11 @@ mod tests {
         let package = |name: &str, version: &str, replace: &str| (name.to_owned(), version.to_owned(), obj(replace));
         let packages = vec![
             package("mage-os/module-catalog", "2.0.0", r#"{"magento/module-catalog":"103.0.7"}"#),
-            package("mage-os/module-sales", "2.1.0", r#"{"magento/module-sales":"101.0.5","laminas/laminas-code":"4.0.0"}"#),
+            package(
+                "mage-os/module-sales",
+                "2.1.0",
+                r#"{"magento/module-sales":"101.0.5","laminas/laminas-code":"4.0.0"}"#,
+            ),
             package("mage-os/module-catalog", "2.1.0", r#"{"magento/module-catalog":"103.0.7"}"#),
             package("mage-os/module-catalog", "2.0.5", r#"{"magento/module-catalog":"103.0.7"}"#),
             package("mage-os/module-catalog-legacy", "2.1.0", r#"{"magento/module-catalog":"103.0.7"}"#),

@@ -156,16 +156,17 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
         _ => return Err(RuleError::NameMissing),
     };
     let forced = context.forced_version.map(|v| Value::String(v.to_owned()));
-    let version_value = match forced.or_else(|| context.pins.get(&name).filter(|v| !v.is_empty()).cloned().map(Value::String)) {
-        Some(chosen) => chosen,
-        None => match config.get("version") {
-            Some(value) if js_truthy(value) => value.clone(),
-            _ => match context.fallback_version {
-                Some(fallback) if !fallback.is_empty() => Value::String(fallback.to_owned()),
-                _ => return Err(RuleError::VersionMissing(name)),
+    let version_value =
+        match forced.or_else(|| context.pins.get(&name).filter(|v| !v.is_empty()).cloned().map(Value::String)) {
+            Some(chosen) => chosen,
+            None => match config.get("version") {
+                Some(value) if js_truthy(value) => value.clone(),
+                _ => match context.fallback_version {
+                    Some(fallback) if !fallback.is_empty() => Value::String(fallback.to_owned()),
+                    _ => return Err(RuleError::VersionMissing(name)),
+                },
             },
-        },
-    };
+        };
     let version = match &version_value {
         Value::String(s) => s.clone(),
         Value::Number(n) => json::format_js_number(n),
@@ -196,7 +197,10 @@ pub fn rewrite(text: &str, context: &RuleContext<'_>) -> Result<Rewritten, RuleE
 fn template_require(require: &Map<String, Value>, vendor: &str) -> Map<String, Value> {
     let mut sorted = require.clone();
     crate::distribution::sort_keys(&mut sorted);
-    sorted.into_iter().map(|(key, value)| (crate::distribution::to_vendor(&key, vendor).unwrap_or(key), value)).collect()
+    sorted
+        .into_iter()
+        .map(|(key, value)| (crate::distribution::to_vendor(&key, vendor).unwrap_or(key), value))
+        .collect()
 }
 
 /// A composer.json's version as text when it is truthy in JavaScript (a non-empty string or a

@@ -134,7 +134,8 @@ async fn main() {
     let warm = load_config(&config_path, &temp.path().join("upstream"), &cache, 1);
     let started = Instant::now();
     let manifest = coordinator::manifest::Manifest::default();
-    let planned = coordinator::build::plan_build(&warm, &manifest, &coordinator::build::Scope::All).await.expect("plan");
+    let planned =
+        coordinator::build::plan_build(&warm, &manifest, &coordinator::build::Scope::All).await.expect("plan");
     eprintln!("clone + plan: {:.2}s, {} jobs planned", started.elapsed().as_secs_f64(), planned.to_build.len());
     assert_eq!(planned.to_build.len(), expected, "generator and plan disagree");
 
