@@ -131,7 +131,10 @@ impl TargetState {
         state.inputs.on_packagist = target.on_packagist.clone();
         state.inputs.resources = target.resources.as_ref().map(|p| p.display().to_string());
         if target.versions == VersionRule::Nightly {
-            state.date = target.date.clone().unwrap_or_else(|| humantime::format_rfc3339_seconds(started).to_string()[..10].replace('-', ""));
+            state.date = target
+                .date
+                .clone()
+                .unwrap_or_else(|| humantime::format_rfc3339_seconds(started).to_string()[..10].replace('-', ""));
             let source = if target.date.is_some() { "configured" } else { "build start, UTC" };
             state.inputs.date = Some(format!("{} ({source})", state.date));
             state.fallback = distribution::nightly_version("0.0.1", &state.date).ok();
@@ -142,7 +145,8 @@ impl TargetState {
         }
         if let Some(path) = &target.upstream_versions {
             let bytes = read(path)?;
-            state.replace_versions = parse_versions(&bytes).map_err(|reason| InputError::Format { path: path.clone(), reason })?;
+            state.replace_versions =
+                parse_versions(&bytes).map_err(|reason| InputError::Format { path: path.clone(), reason })?;
             // They become `replace` constraints and alias versions: one Composer cannot parse
             // would break the metadata of every package that names it.
             for (name, version) in &state.replace_versions {
@@ -298,7 +302,8 @@ pub fn template_text(resources: Option<&Path>, template: &str, tag: Option<&str>
     };
     let path = match tag {
         Some(tag) => {
-            let history = template.replacen("composer-templates", "history", 1).replace("template.json", &format!("{tag}.json"));
+            let history =
+                template.replacen("composer-templates", "history", 1).replace("template.json", &format!("{tag}.json"));
             resources.join(history)
         }
         None => resources.join(template),
@@ -519,7 +524,12 @@ pub fn branch_metapackage(
     let additional = state.additional_configuration(&package, release.git_ref)?;
     let (mut config, verbatim) = edition_transforms(config, &package, &additional, request, release);
     if upstream.vendor != shared::config::DEFAULT_VENDOR {
-        distribution::vendor_rename(&mut config, &upstream.vendor, Some(release.dependency_versions), release.replace_versions);
+        distribution::vendor_rename(
+            &mut config,
+            &upstream.vendor,
+            Some(release.dependency_versions),
+            release.replace_versions,
+        );
         distribution::set_dependency_versions(&mut config, release);
     }
     Ok((config, verbatim))
@@ -566,11 +576,14 @@ pub struct FlavourNote {
     pub dropped: Vec<String>,
 }
 
+/// A planned version's number, type and required names.
+type PlannedVersion = (String, Option<String>, BTreeSet<String>);
+
 /// Applies every flavour's rules to its product metapackages (after all upstreams are planned:
 /// types and dependencies of every built package are known).
 pub fn apply_flavours(candidates: &mut [Candidate], flavours: &[Flavour]) -> Vec<FlavourNote> {
     // Per name, the type and requirements of every planned version.
-    let mut graph: HashMap<String, Vec<(String, Option<String>, BTreeSet<String>)>> = HashMap::new();
+    let mut graph: HashMap<String, Vec<PlannedVersion>> = HashMap::new();
     for candidate in candidates.iter() {
         let Ok(Value::Object(config)) = shared::json::parse(&candidate.composer_json) else { continue };
         let kind = config.get("type").and_then(Value::as_str).map(str::to_owned);
@@ -617,7 +630,9 @@ pub fn apply_flavours(candidates: &mut [Candidate], flavours: &[Flavour]) -> Vec
                 let more: Vec<String> = requires
                     .iter()
                     .filter(|(name, links)| {
-                        !dropped.contains(*name) && !matches(&flavour.keep, name) && links.iter().any(|l| dropped.contains(l))
+                        !dropped.contains(*name)
+                            && !matches(&flavour.keep, name)
+                            && links.iter().any(|l| dropped.contains(l))
                     })
                     .map(|(name, _)| name.clone())
                     .collect();
@@ -638,7 +653,11 @@ pub fn apply_flavours(candidates: &mut [Candidate], flavours: &[Flavour]) -> Vec
         }
         config.insert("require".to_owned(), Value::Object(kept));
         candidate.composer_json = shared::json::stringify_pretty(&Value::Object(config));
-        notes.push(FlavourNote { package: candidate.package.clone(), version: candidate.version.clone(), dropped: removed });
+        notes.push(FlavourNote {
+            package: candidate.package.clone(),
+            version: candidate.version.clone(),
+            dropped: removed,
+        });
     }
     notes
 }
@@ -732,8 +751,14 @@ mod tests {
         let mut state = TargetState { resources: Some(resources.path().to_owned()), ..TargetState::default() };
         state.add_latest_tag("https://github.com/mage-os/mirror-security-package", Some("1.1.6".to_owned()));
         let additional = state.additional_configuration("magento/product-community-edition", "2.4.7").unwrap();
-        assert_eq!(shared::json::stringify_compact(&additional["require"]), r#"{"magento/security-package":"1.1.6","magento/x":"^1.0"}"#);
-        assert_eq!(state.inputs().resolved_templates["https://github.com/mage-os/mirror-security-package.git"], "1.1.6");
+        assert_eq!(
+            shared::json::stringify_compact(&additional["require"]),
+            r#"{"magento/security-package":"1.1.6","magento/x":"^1.0"}"#
+        );
+        assert_eq!(
+            state.inputs().resolved_templates["https://github.com/mage-os/mirror-security-package.git"],
+            "1.1.6"
+        );
         let unknown = TargetState { resources: Some(resources.path().to_owned()), ..TargetState::default() };
         let error = unknown.additional_configuration("magento/product-community-edition", "2.4.7").unwrap_err();
         assert!(error.contains("not an upstream of this configuration"), "{error}");

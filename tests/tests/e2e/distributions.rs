@@ -25,7 +25,14 @@ fn magento_files(upstream: &mut Upstream, vendor: &str, versions: &BTreeMap<&str
         upstream.file(&format!("{dir}/registration.php"), format!("<?php // {name}\n"));
     };
     package(upstream, "lib/internal/Magento/Framework", "framework", "magento2-library", "", "");
-    package(upstream, "app/code/Magento/Theme", "module-theme", "magento2-module", &format!(r#","{vendor}/framework":"*""#), "");
+    package(
+        upstream,
+        "app/code/Magento/Theme",
+        "module-theme",
+        "magento2-module",
+        &format!(r#","{vendor}/framework":"*""#),
+        "",
+    );
     package(
         upstream,
         "app/code/Magento/Catalog",
@@ -34,7 +41,14 @@ fn magento_files(upstream: &mut Upstream, vendor: &str, versions: &BTreeMap<&str
         &format!(r#","{vendor}/framework":"*","{vendor}/module-theme":"*""#),
         &format!(r#","suggest":{{"{vendor}/module-catalog-sample-data":"100.4.*","{vendor}/module-theme":"*"}}"#),
     );
-    package(upstream, "app/code/Magento/GraphQl", "module-graph-ql", "magento2-module", &format!(r#","{vendor}/framework":"*""#), "");
+    package(
+        upstream,
+        "app/code/Magento/GraphQl",
+        "module-graph-ql",
+        "magento2-module",
+        &format!(r#","{vendor}/framework":"*""#),
+        "",
+    );
     package(
         upstream,
         "app/code/Magento/CatalogGraphQl",
@@ -52,9 +66,23 @@ fn magento_files(upstream: &mut Upstream, vendor: &str, versions: &BTreeMap<&str
         "",
     );
     if with_new_module {
-        package(upstream, "app/code/Magento/Fresh", "module-fresh", "magento2-module", &format!(r#","{vendor}/framework":"*""#), "");
+        package(
+            upstream,
+            "app/code/Magento/Fresh",
+            "module-fresh",
+            "magento2-module",
+            &format!(r#","{vendor}/framework":"*""#),
+            "",
+        );
     }
-    let names = ["framework", "module-theme", "module-catalog", "module-graph-ql", "module-catalog-graph-ql", "theme-frontend-luma"];
+    let names = [
+        "framework",
+        "module-theme",
+        "module-catalog",
+        "module-graph-ql",
+        "module-catalog-graph-ql",
+        "theme-frontend-luma",
+    ];
     let replace: Vec<String> = names.iter().map(|n| format!(r#""{vendor}/{n}":"*""#)).collect();
     upstream.file(
         "composer.json",
@@ -76,13 +104,24 @@ fn write_resources(dir: &Path) {
     };
     let template = r#"{"name":"magento/magento2-base","description":"Magento 2 (Open Source)","type":"magento2-component","license":["OSL-3.0"],"require":{"php":"~7.4"},"extra":{"map":[["index.php","index.php"]]}}"#;
     write("composer-templates/magento/magento2-base/template.json", template);
-    write("composer-templates/mage-os/magento2-base/template.json", &template.replace(r#""type""#, r#""version":0,"type""#).replace("magento/magento2-base", "mage-os/magento2-base"));
+    write(
+        "composer-templates/mage-os/magento2-base/template.json",
+        &template
+            .replace(r#""type""#, r#""version":0,"type""#)
+            .replace("magento/magento2-base", "mage-os/magento2-base"),
+    );
     write(
         "history/mage-os/magento2-base/1.0.0.json",
         r#"{"name":"mage-os/magento2-base","description":"history 1.0.0","type":"magento2-component","version":"1.0.0","require":{"php":">=7.4","mage-os/framework":"1.0.0"},"replace":{"z/z":"1","a/a":"1"}}"#,
     );
-    write("history/mage-os/product-community-edition/1.0.0.json", r#"{"require":{"acme/add-on":"^1.0"},"extra":{"magento_version":"2.4.6"}}"#);
-    write("history/mage-os/project-community-edition/1.0.0.json", r#"{"require":{"mage-os/composer-root-update-plugin":"^2.0"}}"#);
+    write(
+        "history/mage-os/product-community-edition/1.0.0.json",
+        r#"{"require":{"acme/add-on":"^1.0"},"extra":{"magento_version":"2.4.6"}}"#,
+    );
+    write(
+        "history/mage-os/project-community-edition/1.0.0.json",
+        r#"{"require":{"mage-os/composer-root-update-plugin":"^2.0"}}"#,
+    );
     write("composer-templates/mage-os/project-community-edition/dependencies-template.json", r#"{"dependencies":{}}"#);
 }
 
@@ -137,12 +176,20 @@ struct Built {
 impl Built {
     /// name@version → composer.json inside the archive (from the manifest).
     fn packages(&self) -> BTreeMap<String, Value> {
-        let manifest: Value = serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).unwrap()).unwrap();
-        manifest["packages"].as_object().unwrap().iter().map(|(id, entry)| (id.clone(), entry["composer"].clone())).collect()
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).unwrap()).unwrap();
+        manifest["packages"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry["composer"].clone()))
+            .collect()
     }
 
     fn composer(&self, id: &str) -> Value {
-        self.packages().remove(id).unwrap_or_else(|| panic!("{id} not built; built: {:?}", self.packages().keys().collect::<Vec<_>>()))
+        self.packages()
+            .remove(id)
+            .unwrap_or_else(|| panic!("{id} not built; built: {:?}", self.packages().keys().collect::<Vec<_>>()))
     }
 }
 
@@ -172,7 +219,9 @@ fn upstream_for_nightly(temp: &Path, vendor: &str) {
     let third_party = |upstream: &mut Upstream| {
         let entry = upstream.files.get_mut("app/code/Magento/Catalog/composer.json").unwrap();
         let text = String::from_utf8(entry.0.clone()).unwrap();
-        entry.0 = text.replacen(r#""require":{"php":">=7.4""#, r#""require":{"php":">=7.4","magento/zend-db":"^1.16""#, 1).into_bytes();
+        entry.0 = text
+            .replacen(r#""require":{"php":">=7.4""#, r#""require":{"php":">=7.4","magento/zend-db":"^1.16""#, 1)
+            .into_bytes();
     };
     magento_files(&mut upstream, vendor, &tagged, false);
     third_party(&mut upstream);
@@ -192,7 +241,12 @@ async fn upstream_nightly_versions_and_sibling_pins() {
         "[target]\nversions = \"nightly\"\ndate = \"{DATE}\"\nresources = \"{}\"",
         temp.path().join("resource").display()
     );
-    let built = run(temp.path(), "upstream-nightly", &config_text("https://upstream-nightly.example", &target, "magento", "magento", "")).await;
+    let built = run(
+        temp.path(),
+        "upstream-nightly",
+        &config_text("https://upstream-nightly.example", &target, "magento", "magento", ""),
+    )
+    .await;
     let ids: Vec<String> = built.packages().keys().cloned().collect();
     let expected = [
         "magento/framework@103.0.7.1-a20261121",
@@ -219,7 +273,7 @@ async fn upstream_nightly_versions_and_sibling_pins() {
     let require = product["require"].as_object().unwrap();
     assert_eq!(require["magento/framework"], "103.0.7.1-a20261121");
     assert_eq!(require["magento/theme-frontend-luma"], "100.4.7.4-a20261121");
-    assert_eq!(require.keys().last().unwrap(), "magento/magento2-base");
+    assert_eq!(require.keys().next_back().unwrap(), "magento/magento2-base");
     assert_eq!(product["type"], "metapackage");
     let project = built.composer("magento/project-community-edition@2.4.7.1-a20261121");
     assert_eq!(project["minimum-stability"], "alpha");
@@ -254,7 +308,8 @@ async fn mage_os_nightly_renames_and_replaces() {
         resources.display(),
         versions.display()
     );
-    let built = run(temp.path(), "nightly", &config_text("https://nightly.example", &target, "mage-os", "magento", "")).await;
+    let built =
+        run(temp.path(), "nightly", &config_text("https://nightly.example", &target, "mage-os", "magento", "")).await;
     let catalog = built.composer("mage-os/module-catalog@104.0.7.1-a20261121+p1");
     assert_eq!(catalog["name"], "mage-os/module-catalog");
     let require = catalog["require"].as_object().unwrap();
@@ -262,7 +317,7 @@ async fn mage_os_nightly_renames_and_replaces() {
     assert_eq!(require["magento/zend-db"], "^1.16", "a magento/* package not built keeps its name");
     // The upstream version the package replaces, appended as the last key.
     assert_eq!(shared::json::stringify_compact(&catalog["replace"]), r#"{"magento/module-catalog":"104.0.7-p3"}"#);
-    assert_eq!(catalog.as_object().unwrap().keys().last().unwrap(), "replace");
+    assert_eq!(catalog.as_object().unwrap().keys().next_back().unwrap(), "replace");
     // A sample-data package that is not built keeps its magento name and gets the prefix.
     assert_eq!(catalog["suggest"]["magento/module-catalog-sample-data"], "Sample Data version: 100.4.*");
     let theme = built.composer("mage-os/module-theme@1.0.1-a20261121+dev");
@@ -279,8 +334,14 @@ async fn mage_os_nightly_renames_and_replaces() {
     // A flavour is versioned with the product.
     let headful = built.composer("mage-os/product-headful-edition@2.4.7.1-a20261121");
     let require = headful["require"].as_object().unwrap();
-    assert!(require.contains_key("mage-os/module-catalog") && !require.keys().any(|k| k.contains("graph-ql")), "{require:?}");
-    assert_eq!(built.composer("mage-os/project-headful-edition@2.4.7.1-a20261121")["require"]["mage-os/product-headful-edition"], "2.4.7.1-a20261121");
+    assert!(
+        require.contains_key("mage-os/module-catalog") && !require.keys().any(|k| k.contains("graph-ql")),
+        "{require:?}"
+    );
+    assert_eq!(
+        built.composer("mage-os/project-headful-edition@2.4.7.1-a20261121")["require"]["mage-os/product-headful-edition"],
+        "2.4.7.1-a20261121"
+    );
     assert!(!built.packages().keys().any(|id| id.starts_with("magento/")), "nightly builds no aliases");
     assert_eq!(built.report.inputs.upstream_versions.as_ref().unwrap().entries, 4);
 }
@@ -317,8 +378,16 @@ fn release_config(temp: &Path, base_url: &str, release: Option<&str>) -> String 
     let resources = temp.join("resource");
     write_resources(&resources);
     let versions = temp.join("upstream.json");
-    let names = ["framework", "module-catalog", "module-graph-ql", "module-theme", "module-catalog-graph-ql", "theme-frontend-luma"];
-    let mut map: serde_json::Map<String, Value> = names.iter().map(|n| (format!("magento/{n}"), Value::from("100.4.7-p3"))).collect();
+    let names = [
+        "framework",
+        "module-catalog",
+        "module-graph-ql",
+        "module-theme",
+        "module-catalog-graph-ql",
+        "theme-frontend-luma",
+    ];
+    let mut map: serde_json::Map<String, Value> =
+        names.iter().map(|n| (format!("magento/{n}"), Value::from("100.4.7-p3"))).collect();
     map.insert("magento/module-catalog".into(), "104.0.7-p3".into());
     map.insert("magento/product-community-edition".into(), "2.4.7-p3".into());
     std::fs::write(&versions, serde_json::to_vec(&map).unwrap()).unwrap();
@@ -354,10 +423,8 @@ closed = true
         versions.display(),
         base_require.display()
     );
-    config_text(base_url, &target, "mage-os", "mage-os", "").replace(
-        "dir = \"\"\ncomposer_template",
-        "dir = \"\"\nsort_links_since = \"3.2.1\"\ncomposer_template",
-    )
+    config_text(base_url, &target, "mage-os", "mage-os", "")
+        .replace("dir = \"\"\ncomposer_template", "dir = \"\"\nsort_links_since = \"3.2.1\"\ncomposer_template")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,7 +473,8 @@ async fn mage_os_release_with_history_aliases_and_flavours_installs_with_compose
     );
 
     // Flavours: rules over the product's require.
-    let require_of = |id: &str| -> Vec<String> { built.composer(id)["require"].as_object().unwrap().keys().cloned().collect() };
+    let require_of =
+        |id: &str| -> Vec<String> { built.composer(id)["require"].as_object().unwrap().keys().cloned().collect() };
     let headless = require_of("mage-os/product-headless-edition@2.0.0");
     assert!(!headless.iter().any(|n| n.contains("theme-frontend")), "{headless:?}");
     assert!(headless.contains(&"mage-os/module-catalog-graph-ql".to_owned()));
@@ -417,15 +485,24 @@ async fn mage_os_release_with_history_aliases_and_flavours_installs_with_compose
     assert_eq!(minimal, ["mage-os/framework", "mage-os/magento2-base", "mage-os/module-theme", "php"]);
     let project = built.composer("mage-os/project-headless-edition@2.0.0");
     assert_eq!(project["require"]["mage-os/product-headless-edition"], "2.0.0");
-    assert!(!built.packages().contains_key("mage-os/product-headless-edition@1.0.0"), "no flavour for history without `since`");
+    assert!(
+        !built.packages().contains_key("mage-os/product-headless-edition@1.0.0"),
+        "no flavour for history without `since`"
+    );
 
     // The real Composer client installs each flavour; switching is one requirement.
     let server = PhpServer::start(&built.out, port);
-    for (flavour, forbidden) in [("headless", "theme-frontend"), ("headful", "graph-ql"), ("minimal", "module-catalog")] {
+    for (flavour, forbidden) in [("headless", "theme-frontend"), ("headful", "graph-ql"), ("minimal", "module-catalog")]
+    {
         let project = temp.path().join(format!("consumer-{flavour}"));
         composer_project(&project, &server.url, &[(&format!("mage-os/product-{flavour}-edition"), "2.0.0")]);
         let output = composer(&project, &["install"]);
-        assert!(output.status.success(), "{flavour}: {}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{flavour}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         let installed = installed_names(&project);
         assert!(installed.contains(&"mage-os/framework".to_owned()), "{flavour}: {installed:?}");
         assert!(!installed.iter().any(|n| n.contains(forbidden)), "{flavour} installed {installed:?}");
@@ -467,7 +544,10 @@ async fn a_target_spanning_upstreams_builds_nothing_without_all_of_them_and_neve
     upstream_for_release(temp.path());
     // Nightly with a second upstream that cannot be read: no partial version map is published.
     write_resources(&temp.path().join("resource"));
-    let target = format!("[target]\nversions = \"nightly\"\ndate = \"{DATE}\"\nresources = \"{}\"", temp.path().join("resource").display());
+    let target = format!(
+        "[target]\nversions = \"nightly\"\ndate = \"{DATE}\"\nresources = \"{}\"",
+        temp.path().join("resource").display()
+    );
     let missing = "\n[[upstreams]]\nkey = \"gone\"\nurl = \"https://github.com/mage-os/gone.git\"\nref = \"main\"\n";
     let text = config_text("https://n.example", &target, "magento", "magento", "") + missing;
     let path = temp.path().join("partial.toml");
@@ -480,9 +560,16 @@ async fn a_target_spanning_upstreams_builds_nothing_without_all_of_them_and_neve
     // A release whose version is already a tag is history: rejected for the branch, built from the tag.
     let built = run(temp.path(), "again", &release_config(temp.path(), "https://r.example/", Some("1.0.0"))).await;
     assert!(built.report.rejected.iter().any(|r| r.reason.contains("already a tag")), "{}", built.report.summary());
-    assert!(built.packages().keys().all(|id| id.ends_with("@1.0.0")), "{:?}", built.packages().keys().collect::<Vec<_>>());
+    assert!(
+        built.packages().keys().all(|id| id.ends_with("@1.0.0")),
+        "{:?}",
+        built.packages().keys().collect::<Vec<_>>()
+    );
     assert_eq!(built.composer("mage-os/module-catalog@1.0.0")["name"], "mage-os/module-catalog");
-    assert!(built.composer("mage-os/module-catalog@1.0.0").get("replace").is_none(), "built from the tag, not the branch");
+    assert!(
+        built.composer("mage-os/module-catalog@1.0.0").get("replace").is_none(),
+        "built from the tag, not the branch"
+    );
 }
 
 /// The mirror (tagged) with magento2's special packages: the base package from its history file
@@ -492,7 +579,8 @@ async fn a_target_spanning_upstreams_builds_nothing_without_all_of_them_and_neve
 async fn mirror_base_package_and_community_editions_at_tags() {
     let temp = tempfile::tempdir().unwrap();
     let mut upstream = Upstream::create(&temp.path().join("upstream/magento2.git"));
-    let mut versions = BTreeMap::from([("framework", "103.0.6"), ("module-catalog", "104.0.6"), ("magento2ce", "2.4.6")]);
+    let mut versions =
+        BTreeMap::from([("framework", "103.0.6"), ("module-catalog", "104.0.6"), ("magento2ce", "2.4.6")]);
     magento_files(&mut upstream, "magento", &versions, false);
     upstream.commit_and_tag("2.4.6");
     versions.extend([("framework", "103.0.7"), ("module-catalog", "104.0.7"), ("magento2ce", "2.4.7")]);
@@ -509,8 +597,14 @@ async fn mirror_base_package_and_community_editions_at_tags() {
         "history/magento/magento2-base/2.4.7.json",
         r#"{"name":"magento/magento2-base","description":"Magento 2 (Open Source)","type":"magento2-component","version":"2.4.7","require":{"php":"~8.2.0","magento/framework":"103.0.7"}}"#,
     );
-    write("history/magento/product-community-edition/2.4.7.json", r#"{"require":{"magento/security-package":"1.1.6"}}"#);
-    write("history/magento/project-community-edition/2.4.7.json", r#"{"require":{"magento/composer-root-update-plugin":"~2.0"}}"#);
+    write(
+        "history/magento/product-community-edition/2.4.7.json",
+        r#"{"require":{"magento/security-package":"1.1.6"}}"#,
+    );
+    write(
+        "history/magento/project-community-edition/2.4.7.json",
+        r#"{"require":{"magento/composer-root-update-plugin":"~2.0"}}"#,
+    );
     let target = format!("[target]\nresources = \"{}\"", resources.display());
     write("replace/magento/module-catalog/104.0.7-p9/registration.php", "<?php // fixed\n");
     write("history/magento/project-community-edition/2.4.0-gitignore", "/vendor/\n");
@@ -523,7 +617,8 @@ files = ["registration.php"]
 [upstreams.pinned_versions."2.4.7"]
 "magento/module-catalog" = "104.0.7-p9"
 "#;
-    let text = config_text("https://mirror.example/", &target, "magento", "magento", pins).replace("from_tag = \"1.0.0\"", "from_tag = \"2.4.6\"");
+    let text = config_text("https://mirror.example/", &target, "magento", "magento", pins)
+        .replace("from_tag = \"1.0.0\"", "from_tag = \"2.4.6\"");
     let text = text.replace(
         "name = \"project-community-edition\"\nkind = \"project\"\n",
         "name = \"project-community-edition\"\nkind = \"project\"\nextra_files = [{ path = \".gitignore\", source = \"history/magento/project-community-edition/2.4.0-gitignore\", refs = [\"2.4.6\"] }]\n",
