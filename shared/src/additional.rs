@@ -105,22 +105,29 @@ impl AdditionalPackages {
     }
 }
 
+/// Largest composer.json read from an archive (a zip can claim any size; real ones are kilobytes).
+pub const MAX_COMPOSER_JSON_BYTES: u64 = 4 << 20;
+
 /// Reads the root composer.json of a zip archive (any compression the `zip` crate reads).
-pub fn composer_json_of_zip(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a zip archive: {e}"))?;
+pub fn composer_json_of_zip(reader: impl std::io::Read + std::io::Seek) -> Result<Map<String, Value>, String> {
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| format!("not a zip archive: {e}"))?;
     let mut text = String::new();
+    // The size in the header is the archive's claim; the read is capped either way.
     archive
         .by_name("composer.json")
         .map_err(|e| format!("no composer.json at the archive root: {e}"))?
+        .take(MAX_COMPOSER_JSON_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read composer.json: {e}"))?;
+    if text.len() as u64 > MAX_COMPOSER_JSON_BYTES {
+        return Err(format!("composer.json is larger than {MAX_COMPOSER_JSON_BYTES} bytes"));
+    }
     serde_json::from_str(&text).map_err(|e| format!("composer.json is not a JSON object: {e}"))
 }
 
 fn read_package(path: &Path, file_name: &str) -> Result<AdditionalPackage, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let composer = composer_json_of_zip(&bytes)?;
+    let composer = composer_json_of_zip(std::io::Cursor::new(&bytes))?;
     let name = composer
         .get("name")
         .and_then(Value::as_str)
@@ -131,6 +138,7 @@ fn read_package(path: &Path, file_name: &str) -> Result<AdditionalPackage, Strin
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
         .ok_or("composer.json has no version")?;
+    crate::identity::check(name, version, &format!("{ADDITIONAL_PREFIX}/{file_name}")).map_err(|e| e.to_string())?;
     Ok(AdditionalPackage {
         file_name: file_name.to_owned(),
         path: path.to_owned(),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod distribution;
 pub mod git;
 pub mod gitattributes;
+pub mod identity;
 pub mod json;
 pub mod messages;
 pub mod metadata;
