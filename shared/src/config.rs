@@ -506,6 +506,10 @@ pub struct RepositoryConfig {
     /// `packages/additional/`.
     #[serde(default)]
     pub additional_packages: Option<PathBuf>,
+    /// Build into an output folder that already holds a Composer repository the farm did not
+    /// make, replacing its metadata (`--adopt-existing`; refused otherwise).
+    #[serde(default)]
+    pub adopt_existing: bool,
 }
 
 /// How the build runs.
@@ -856,14 +860,18 @@ impl FarmConfig {
         };
         for upstream in &self.upstreams {
             if needs_ref && upstream.git_ref.as_deref().is_none_or(str::is_empty) {
-                return invalid(format!("upstream '{}' needs `ref` (the branch to build) for this target", upstream.key));
+                return invalid(format!(
+                    "upstream '{}' needs `ref` (the branch to build) for this target",
+                    upstream.key
+                ));
             }
             if let Some(git_ref) = &upstream.git_ref
                 && !git2::Reference::is_valid_name(&format!("refs/heads/{git_ref}"))
             {
                 return invalid(format!("upstream '{}': ref '{git_ref}' is not a valid branch name", upstream.key));
             }
-            let templated = upstream.single_packages.iter().chain(&upstream.package_dirs).any(|d| d.composer_template.is_some());
+            let templated =
+                upstream.single_packages.iter().chain(&upstream.package_dirs).any(|d| d.composer_template.is_some());
             if (templated || !upstream.metapackages.is_empty() || !upstream.file_replacements.is_empty())
                 && target.resources.is_none()
             {
@@ -875,18 +883,26 @@ impl FarmConfig {
             for meta in &upstream.metapackages {
                 if let Some(from) = &meta.from_tag {
                     crate::version::validate(from).map_err(|e| {
-                        ConfigError::Invalid(format!("upstream '{}': metapackage {}: from_tag: {e}", upstream.key, meta.name))
+                        ConfigError::Invalid(format!(
+                            "upstream '{}': metapackage {}: from_tag: {e}",
+                            upstream.key, meta.name
+                        ))
                     })?;
                 }
             }
         }
         let mut names = std::collections::HashSet::new();
         for flavour in &target.flavours {
-            if flavour.name.is_empty() || !flavour.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            if flavour.name.is_empty()
+                || !flavour.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
                 return invalid(format!("flavour name '{}' must be lower-case letters, digits and '-'", flavour.name));
             }
             if flavour.name == "community" || !names.insert(flavour.name.as_str()) {
-                return invalid(format!("flavour '{}' is defined twice (or clashes with the community edition)", flavour.name));
+                return invalid(format!(
+                    "flavour '{}' is defined twice (or clashes with the community edition)",
+                    flavour.name
+                ));
             }
             if let Some(since) = &flavour.since {
                 crate::version::validate(since)
@@ -905,9 +921,7 @@ impl FarmConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_target()?;
         let invalid = |message: String| Err(ConfigError::Invalid(message));
-        if !(self.repository.base_url.starts_with("http://") || self.repository.base_url.starts_with("https://")) {
-            return invalid(format!("repository.base_url must be an http(s) URL, got '{}'", self.repository.base_url));
-        }
+        check_base_url(&self.repository.base_url)?;
         if let Some(queue) = &self.queue {
             queue.validate()?;
         }
@@ -918,14 +932,20 @@ impl FarmConfig {
             ("trigger_token", &self.serve.trigger_token),
         ] {
             if secret.as_ref().is_some_and(|s| s.expose().len() < 8) {
-                return invalid(format!("serve.{name} is shorter than 8 characters; leave it out to turn the hook off"));
+                return invalid(format!(
+                    "serve.{name} is shorter than 8 characters; leave it out to turn the hook off"
+                ));
             }
         }
-                if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
-            return invalid(format!("serve.listen must be an address like 127.0.0.1:8080, got '{}'", self.serve.listen));
+        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(format!(
+                "serve.listen must be an address like 127.0.0.1:8080, got '{}'",
+                self.serve.listen
+            ));
         }
         let mut keys = std::collections::HashSet::new();
         for upstream in &self.upstreams {
+            check_upstream_key(&upstream.key)?;
             if !keys.insert(upstream.key.as_str()) {
                 return invalid(format!("upstream key '{}' is used twice", upstream.key));
             }
@@ -992,6 +1012,41 @@ impl FarmConfig {
     }
 }
 
+/// The published base URL: http(s) with a host, no credentials, query or fragment (every dist URL
+/// and the metadata's links start with it).
+fn check_base_url(base_url: &str) -> Result<(), ConfigError> {
+    let invalid =
+        |why: &str| Err(ConfigError::Invalid(format!("repository.base_url {why}, got '{}'", redact_url(base_url))));
+    let Ok(url) = url::Url::parse(base_url) else { return invalid("must be an http(s) URL") };
+    if !matches!(url.scheme(), "http" | "https") {
+        return invalid("must be an http(s) URL");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return invalid("needs a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return invalid("must not hold credentials (they would be published in every dist URL)");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return invalid("must not have a query or fragment");
+    }
+    Ok(())
+}
+
+/// Upstream keys name metrics labels, report entries and log fields: a short plain word.
+fn check_upstream_key(key: &str) -> Result<(), ConfigError> {
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if plain {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(format!(
+        "upstream key {key:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+    )))
+}
+
 /// `$XDG_CACHE_HOME/composer-farm/git`, else `~/.cache/composer-farm/git`.
 fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -1004,19 +1059,49 @@ fn default_cache_dir() -> PathBuf {
 /// The URL with any `user:password@` part replaced by `***@`, for logs, reports and the manifest
 /// (the manifest and report live next to the published files).
 pub fn redact_url(url: &str) -> String {
+    let (without_query, query) = match url.find(['?', '#']) {
+        Some(at) => url.split_at(at),
+        None => (url, ""),
+    };
+    format!("{}{}", redact_user_info(without_query), redact_query(query))
+}
+
+/// `scheme://user:pass@host/…` to `scheme://***@host/…`.
+fn redact_user_info(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    // A password may hold '/' (base64 secrets often do), so the user info ends at the last '@'
-    // before any query or fragment, not at the first '/'. An '@' after a '/' with no ':' before
-    // it is a path, not credentials.
-    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
-    match rest[..before_query].rfind('@') {
+    // A password may hold '/' (base64 secrets often do), so the user info ends at the last '@',
+    // not at the first '/'. An '@' after a '/' with no ':' before it is a path, not credentials.
+    match rest.rfind('@') {
         Some(at) if rest[..at].contains(':') || !rest[..at].contains('/') => {
             format!("{scheme}://***@{}", &rest[at + 1..])
         }
         _ => url.to_owned(),
     }
+}
+
+/// Every query (and fragment) parameter value to `***`: tokens travel as `?private_token=`,
+/// `?access_token=` or signed-URL parameters, and no value there is needed to read a log.
+fn redact_query(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    while let Some(delimiter) = rest.chars().next() {
+        out.push(delimiter);
+        rest = &rest[delimiter.len_utf8()..];
+        let end = rest.find(['&', ';', '#']).unwrap_or(rest.len());
+        let (parameter, tail) = rest.split_at(end);
+        match parameter.split_once('=') {
+            Some((name, _)) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            None if parameter.is_empty() => {}
+            None => out.push_str("***"),
+        }
+        rest = tail;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1144,6 +1229,41 @@ actions = [
         assert_eq!(redact_url("/srv/git/a.git"), "/srv/git/a.git");
         assert_eq!(redact_url("amqp://farm:ab/cd+ef==@rabbitmq:5672/%2f"), "amqp://***@rabbitmq:5672/%2f");
         assert_eq!(redact_url("amqps://farm:p@ss@mq.example/vhost"), "amqps://***@mq.example/vhost");
+        assert_eq!(
+            redact_url("https://gitlab.example/a/b.git?private_token=glpat-123&x=1"),
+            "https://gitlab.example/a/b.git?private_token=***&x=***"
+        );
+        assert_eq!(redact_url("https://h/r.git?access_token=abc#frag"), "https://h/r.git?access_token=***#***");
+        assert_eq!(redact_url("https://u:p@h/r.git?tok"), "https://***@h/r.git?***");
+        assert_eq!(redact_url("https://h/a@b?x=@y"), "https://h/a@b?x=***");
+    }
+
+    #[test]
+    fn base_url_needs_a_host_and_no_secrets() {
+        let with = |base: &str| FarmConfig::from_toml(&format!("[repository]\nbase_url = \"{base}\"\n"));
+        assert!(with("https://repo.example.org/").is_ok());
+        assert!(with("http://127.0.0.1:8080/repo/").is_ok());
+        for bad in
+            ["http://", "http:///", "ftp://h/", "repo.example.org", "https://u:p@h/", "https://h/?x=1", "https://h/#f"]
+        {
+            assert!(matches!(with(bad), Err(ConfigError::Invalid(_))), "{bad} accepted");
+        }
+        let message = with("https://u:secret@h/").unwrap_err().to_string();
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn upstream_keys_are_plain_words() {
+        let with = |key: &str| {
+            FarmConfig::from_toml(&format!(
+                "[repository]\nbase_url = \"https://x/\"\n[[upstreams]]\nkey = {key:?}\nurl = \"/a\"\n"
+            ))
+        };
+        assert!(with("magento2").is_ok());
+        assert!(with("security-package.v2_x").is_ok());
+        for bad in ["", "a\"} 1\nfake_metric{x=\"", "a b", "-a", "ä", &"a".repeat(65)] {
+            assert!(matches!(with(bad), Err(ConfigError::Invalid(_))), "{bad:?} accepted");
+        }
     }
 
     #[test]
@@ -1193,7 +1313,10 @@ actions = [
         let upstream = |url: &str, names: &str| -> UpstreamConfig {
             toml::from_str(&format!("key = \"k\"\nurl = \"{url}\"\n{names}")).unwrap()
         };
-        assert_eq!(upstream("https://github.com/mage-os/mirror-magento2.git", "").hook_names(), ["mage-os/mirror-magento2"]);
+        assert_eq!(
+            upstream("https://github.com/mage-os/mirror-magento2.git", "").hook_names(),
+            ["mage-os/mirror-magento2"]
+        );
         assert_eq!(upstream("git@github.com:Mage-OS/Inventory.git", "").hook_names(), ["mage-os/inventory"]);
         assert_eq!(upstream("/srv/git/acme/upstream.git/", "").hook_names(), ["acme/upstream"]);
         assert_eq!(upstream("/x", "webhook_names = [\"Group/Sub/Repo\"]").hook_names(), ["group/sub/repo"]);

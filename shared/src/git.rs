@@ -87,7 +87,10 @@ impl GitCache {
     /// that same-named repositories of different owners do not collide.
     pub fn path_for(&self, url: &str) -> PathBuf {
         let trimmed = url.trim_end_matches('/');
-        let last = trimmed.rsplit(['/', ':']).next().unwrap_or("repo");
+        // The name shown is the last path segment without query, fragment or user info: tokens
+        // travel there and must not become a folder name (the hash still tells URLs apart).
+        let path = trimmed.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+        let last = path.rsplit(['/', ':', '@']).next().filter(|s| !s.is_empty()).unwrap_or("repo");
         let stem = last.strip_suffix(".git").unwrap_or(last);
         let safe: String =
             stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
@@ -502,5 +505,8 @@ mod tests {
         let b = cache.path_for("https://github.com/b/repo.git");
         assert_ne!(a, b);
         assert!(a.file_name().unwrap().to_str().unwrap().starts_with("repo-"));
+        let token = cache.path_for("https://gitlab.example/a/repo.git?private_token=glpat-secret");
+        let name = token.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("repo-") && !name.contains("secret") && !name.contains("token"), "{name}");
     }
 }
