@@ -5,20 +5,31 @@
 //! Nothing published is rebuilt or changed: an archive already in the farm's storage must have
 //! exactly the sha1 the metadata gives; a missing one is downloaded from the source, checked
 //! against that sha1 and stored under the same key. Adoption is all or nothing: if any listed
-//! version cannot be taken over, nothing is recorded (metadata rendered from a partial manifest
-//! would drop the versions left out), and a rerun after the fix checks again.
+//! version cannot be taken over, nothing is stored and nothing is recorded (metadata rendered from
+//! a partial manifest would drop the versions left out, and an archive stored early could occupy a
+//! key a later build needs), and a rerun after the fix checks again.
+//!
+//! The source is not trusted for anything but the content of the archives it lists: it is read
+//! through [`crate::fetch`] (timeouts, byte limits, same origin), every name, version and key gets
+//! the checks planning applies, an archive may only sit at its own key (never `.farm/`, metadata or
+//! another package's archive), and its composer.json must name the listed package.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
+use shared::identity::shown;
 use shared::storage::Storage;
 use tracing::info;
 
 use crate::build::{Farm, StoredArchive};
+use crate::fetch::{Digests, Limits, Source};
 use crate::manifest::ManifestEntry;
+
+/// Problems the summary lists one by one; the rest are counted.
+const SHOWN_PROBLEMS: usize = 50;
 
 /// What `adopt` did.
 #[derive(Debug, Default)]
@@ -51,81 +62,8 @@ impl AdoptReport {
             self.problems.len(),
             if self.problems.is_empty() { "" } else { "; nothing recorded (fix them and run adopt again)" }
         );
-        for problem in &self.problems {
-            let _ = writeln!(out, "  {problem}");
-        }
+        out.push_str(&crate::fetch::summarise(&self.problems, SHOWN_PROBLEMS));
         out
-    }
-}
-
-/// Where the repository to adopt is read from.
-enum Source {
-    /// Served over HTTP(S) at this base URL.
-    Http { base: String, client: reqwest::Client },
-    /// A folder holding `packages.json` (the repository root), published at `public`.
-    Folder { root: PathBuf, public: String },
-}
-
-impl Source {
-    fn new(from: &str, public_base: &str) -> anyhow::Result<Source> {
-        if from.starts_with("http://") || from.starts_with("https://") {
-            let base = from.trim_end_matches('/').trim_end_matches("/packages.json").to_owned();
-            let client = reqwest::Client::builder()
-                .user_agent(concat!("composer-farm-adopt/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .context("cannot create HTTP client")?;
-            return Ok(Source::Http { base, client });
-        }
-        let path = Path::new(from);
-        let root = if path.is_file() { path.parent().unwrap_or(Path::new(".")).to_owned() } else { path.to_owned() };
-        anyhow::ensure!(root.join("packages.json").is_file(), "{} holds no packages.json", root.display());
-        Ok(Source::Folder { root, public: public_base.trim_end_matches('/').to_owned() })
-    }
-
-    fn base(&self) -> String {
-        match self {
-            Source::Http { base, .. } => base.clone(),
-            Source::Folder { root, .. } => root.display().to_string(),
-        }
-    }
-
-    /// A document by URL (absolute) or repository-relative path; `None` if it does not exist.
-    async fn bytes(&self, location: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        match self {
-            Source::Http { base, client } => {
-                let url = crate::verify::resolve(base, location);
-                let response = client.get(&url).send().await.with_context(|| format!("cannot GET {url}"))?;
-                if response.status() == reqwest::StatusCode::NOT_FOUND {
-                    return Ok(None);
-                }
-                anyhow::ensure!(response.status().is_success(), "GET {url}: HTTP {}", response.status());
-                Ok(Some(response.bytes().await.with_context(|| format!("cannot read {url}"))?.to_vec()))
-            }
-            Source::Folder { root, public } => {
-                // Metadata names files by their public URL: the path below the public base, or
-                // (another host) the URL's path.
-                let relative = match location.strip_prefix(&format!("{public}/")) {
-                    Some(rest) => rest,
-                    None => match location.split_once("://") {
-                        Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
-                        None => location,
-                    },
-                }
-                .trim_start_matches('/');
-                match std::fs::read(root.join(relative)) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(error) => Err(error).with_context(|| format!("cannot read {}", root.join(relative).display())),
-                }
-            }
-        }
-    }
-
-    async fn json(&self, location: &str) -> anyhow::Result<Option<Value>> {
-        match self.bytes(location).await? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{location} is not JSON"))?)),
-            None => Ok(None),
-        }
     }
 }
 
@@ -137,13 +75,20 @@ struct Listed {
     sha1: String,
 }
 
+/// An archive checked and ready to be stored and recorded.
+struct Staged {
+    entry: ManifestEntry,
+    /// The downloaded file, when the farm's storage does not have the archive yet.
+    file: Option<tempfile::TempPath>,
+}
+
 /// Reads the repository at `from` (URL or folder) into the farm's manifest.
-pub async fn adopt(farm: &Farm, from: &str, concurrency: usize) -> anyhow::Result<AdoptReport> {
-    let source = Source::new(from, &farm.config().repository.base_url)?;
+pub async fn adopt(farm: &Farm, from: &str, options: &AdoptOptions) -> anyhow::Result<AdoptReport> {
+    let base_url = farm.config().repository.base_url.trim_end_matches('/').to_owned();
+    let source = Source::open(from, &base_url, options.limits.clone(), &options.allowed_hosts)?;
     let mut report = AdoptReport::default();
     let listed = list_versions(&source, &mut report).await?;
     report.listed = listed.len();
-    let base_url = farm.config().repository.base_url.trim_end_matches('/').to_owned();
     let source_base = source.base();
     let mut todo = Vec::new();
     for item in listed {
@@ -151,116 +96,240 @@ pub async fn adopt(farm: &Farm, from: &str, concurrency: usize) -> anyhow::Resul
             report.known += 1;
             continue;
         }
-        // The key is the dist URL's path inside the repository.
-        let key = [source_base.as_str(), base_url.as_str()]
-            .iter()
-            .find_map(|base| item.dist.strip_prefix(&format!("{base}/")))
-            .or_else(|| (!item.dist.contains("://")).then(|| item.dist.trim_start_matches('/')))
-            .map(str::to_owned);
-        match key.filter(|k| shared::storage::check_key(k).is_ok()) {
-            Some(key) => todo.push((item, key)),
-            None => report.problems.push(format!(
-                "{} {}: dist URL {} is outside the repository ({base_url}); not adopted",
-                item.name, item.version, item.dist
-            )),
+        match adopted_key(&item, &[source_base.as_str(), base_url.as_str()]) {
+            Ok(key) => todo.push((item, key)),
+            Err(problem) => report.problems.push(format!("{} {}: {problem}; not adopted", item.name, item.version)),
         }
     }
-    info!(versions = todo.len(), "adopting");
+    if !report.problems.is_empty() {
+        report.problems.sort();
+        return Ok(report);
+    }
+    info!(versions = todo.len(), "checking archives");
     let storage = farm.storage();
     let source = &source;
-    let mut outcomes = futures_util::stream::iter(todo.into_iter().map(|(item, key)| async move {
-        let outcome = take_over(storage, source, &item, &key).await;
-        (item, key, outcome)
+    let repo = shared::config::redact_url(&source_base);
+    let mut outcomes = futures_util::stream::iter(todo.into_iter().map(|(item, key)| {
+        let repo = repo.clone();
+        async move {
+            let outcome = stage(storage, source, &item, key, repo).await;
+            (item, outcome)
+        }
     }))
-    .buffer_unordered(concurrency.max(1));
-    let mut entries = Vec::new();
-    while let Some((item, key, outcome)) = outcomes.next().await {
+    .buffer_unordered(options.concurrency.max(1));
+    let mut staged = Vec::new();
+    while let Some((item, outcome)) = outcomes.next().await {
         match outcome {
-            Ok((bytes, stored, copied)) => {
-                let composer = match shared::additional::composer_json_of_zip(&bytes) {
-                    Ok(composer) => composer,
-                    Err(error) => {
-                        report.problems.push(format!("{} {}: {key}: {error}; not adopted", item.name, item.version));
-                        continue;
-                    }
-                };
-                report.copied += usize::from(copied);
-                report.adopted += 1;
-                entries.push(ManifestEntry {
-                    name: item.name,
-                    version: item.version,
-                    key: stored.key,
-                    size: stored.size,
-                    sha1: stored.sha1,
-                    sha256: stored.sha256,
-                    upstream: "adopted".to_owned(),
-                    repo: shared::config::redact_url(&source_base),
-                    git_ref: String::new(),
-                    commit: String::new(),
-                    tree_id: String::new(),
-                    composer,
-                });
-            }
+            Ok(archive) => staged.push(archive),
             Err(problem) => report.problems.push(format!("{} {}: {problem}", item.name, item.version)),
         }
     }
+    drop(outcomes);
     report.problems.sort();
-    if report.problems.is_empty() && !entries.is_empty() {
-        farm.record_adopted(entries).await?;
-        report.recorded = true;
+    report.adopted = staged.len();
+    if !report.problems.is_empty() || staged.is_empty() {
+        // Nothing is stored: the downloaded files are removed with `staged`.
+        return Ok(report);
     }
+    let mut entries = Vec::with_capacity(staged.len());
+    for archive in staged {
+        if let Some(file) = &archive.file {
+            storage
+                .put_archive(&archive.entry.key, file, &archive.entry.sha1)
+                .await
+                .with_context(|| format!("cannot store {}", archive.entry.key))?;
+            report.copied += 1;
+        }
+        entries.push(archive.entry);
+    }
+    farm.record_adopted(entries).await?;
+    report.recorded = true;
     Ok(report)
 }
 
-/// The archive's bytes and digests from the farm's storage (checked against the metadata's
-/// sha1) or, when it is not there yet, from the source (checked, then stored). `true` when copied.
-async fn take_over(
+/// How `adopt` reads its source.
+#[derive(Debug, Clone)]
+pub struct AdoptOptions {
+    /// Archives checked or downloaded at once.
+    pub concurrency: usize,
+    /// Timeouts and byte limits.
+    pub limits: Limits,
+    /// Hosts (or `scheme://host:port` origins) links may lead to besides the source's own.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for AdoptOptions {
+    fn default() -> Self {
+        AdoptOptions { concurrency: 8, limits: Limits::default(), allowed_hosts: Vec::new() }
+    }
+}
+
+/// The storage key an adopted archive keeps: its dist URL's path inside the repository, which must
+/// be the key the farm itself would give this name@version (`packages/<name>-<version>.zip`, or
+/// with a branch digest for `dev-` versions), a prebuilt archive's key (`packages/additional/…`),
+/// or a layout no farm key has (more folders below `packages/`). Never metadata, `.farm/`, or
+/// another package's archive.
+fn adopted_key(item: &Listed, bases: &[&str]) -> Result<String, String> {
+    shared::identity::validate_name(&item.name).map_err(|e| e.to_string())?;
+    shared::identity::validate_version(&item.name, &item.version).map_err(|e| e.to_string())?;
+    let key = bases
+        .iter()
+        .find_map(|base| item.dist.strip_prefix(&format!("{base}/")))
+        .or_else(|| (!item.dist.contains("://")).then(|| item.dist.trim_start_matches('/')))
+        .ok_or_else(|| format!("dist URL {} is outside the repository ({})", item.dist, bases.join(", ")))?;
+    shared::identity::validate_key(key).map_err(|e| e.to_string())?;
+    let own = format!("packages/{}-{}", item.name, item.version.replace('/', "-"));
+    let below = &key[shared::identity::ARCHIVE_PREFIX.len()..];
+    let own_key = key == format!("{own}.zip")
+        || key.strip_prefix(&format!("{own}-")).and_then(|rest| rest.strip_suffix(".zip")).is_some_and(|digest| {
+            item.version.starts_with("dev-") && digest.len() == 12 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+    let additional = below.strip_prefix("additional/").is_some_and(|file| !file.contains('/'));
+    let foreign_layout = below.matches('/').count() >= 2;
+    if own_key || additional || foreign_layout {
+        Ok(key.to_owned())
+    } else {
+        Err(format!(
+            "dist URL {} is at a key the farm gives another package's archive (this one's is {own}.zip)",
+            item.dist
+        ))
+    }
+}
+
+/// Checks one archive: the farm's stored copy, or a download into a temp file (kept for storing
+/// once every archive has checked out). The sha1 must be the metadata's, and the archive a zip
+/// whose composer.json names the listed package.
+async fn stage(
     storage: &shared::storage::AnyStorage,
     source: &Source,
     item: &Listed,
-    key: &str,
-) -> Result<(Vec<u8>, StoredArchive, bool), String> {
-    if let Some(bytes) = storage.get(key).await.map_err(|e| e.to_string())? {
-        let stored = StoredArchive::of_bytes(key.to_owned(), &bytes);
-        if stored.sha1 != item.sha1 {
-            let actual = &stored.sha1;
-            return Err(format!("the archive at {key} has sha1 {actual}, the metadata says {}; not adopted", item.sha1));
+    key: String,
+    repo: String,
+) -> Result<Staged, String> {
+    let (path, digests, file) = match storage.get(&key).await.map_err(|e| e.to_string())? {
+        Some(bytes) => {
+            let stored = StoredArchive::of_bytes(key.clone(), &bytes);
+            if stored.sha1 != item.sha1 {
+                let actual = &stored.sha1;
+                return Err(format!(
+                    "the archive at {key} has sha1 {actual}, the metadata says {}; not adopted",
+                    item.sha1
+                ));
+            }
+            let temp = scratch_file(storage)?;
+            std::fs::write(temp.path(), &bytes).map_err(|e| e.to_string())?;
+            let digests = Digests { size: stored.size, sha1: stored.sha1, sha256: stored.sha256 };
+            (temp.into_temp_path(), digests, false)
         }
-        return Ok((bytes, stored, false));
-    }
-    // A folder's metadata names the archives by their public URL; the file is at the key.
-    let location = match source {
-        Source::Folder { .. } => key,
-        Source::Http { .. } => item.dist.as_str(),
+        None => {
+            let mut temp = scratch_file(storage)?;
+            let location = match source.is_folder() {
+                true => key.as_str(),
+                false => item.dist.as_str(),
+            };
+            let digests = source
+                .archive(location, temp.as_file_mut())
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{} does not exist; not adopted", item.dist))?;
+            if digests.sha1 != item.sha1 {
+                return Err(format!(
+                    "{} has sha1 {}, the metadata says {}; not adopted",
+                    item.dist, digests.sha1, item.sha1
+                ));
+            }
+            (temp.into_temp_path(), digests, true)
+        }
     };
-    let bytes = source
-        .bytes(location)
-        .await
-        .map_err(|e| format!("{e:#}"))?
-        .ok_or_else(|| format!("{} does not exist; not adopted", item.dist))?;
-    let stored = StoredArchive::of_bytes(key.to_owned(), &bytes);
-    if stored.sha1 != item.sha1 {
-        return Err(format!("{} has sha1 {}, the metadata says {}; not adopted", item.dist, stored.sha1, item.sha1));
-    }
+    let composer = archive_composer_json(&path, &item.name).map_err(|e| format!("{key}: {e}; not adopted"))?;
+    let entry = ManifestEntry {
+        name: item.name.clone(),
+        version: item.version.clone(),
+        key,
+        size: digests.size,
+        sha1: digests.sha1,
+        sha256: digests.sha256,
+        upstream: "adopted".to_owned(),
+        repo,
+        git_ref: String::new(),
+        commit: String::new(),
+        tree_id: String::new(),
+        composer,
+    };
+    Ok(Staged { entry, file: file.then_some(path) })
+}
+
+fn scratch_file(storage: &shared::storage::AnyStorage) -> Result<tempfile::NamedTempFile, String> {
     let scratch = storage.scratch_dir();
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
-    let temp = tempfile::NamedTempFile::new_in(&scratch).map_err(|e| e.to_string())?;
-    std::fs::write(temp.path(), &bytes).map_err(|e| e.to_string())?;
-    storage.put_archive(key, &temp.into_temp_path(), &stored.sha1).await.map_err(|e| e.to_string())?;
-    Ok((bytes, stored, true))
+    tempfile::NamedTempFile::new_in(&scratch).map_err(|e| e.to_string())
+}
+
+/// The archive's root composer.json, which must name `name`; every entry name must be one the
+/// farm would publish.
+fn archive_composer_json(path: &Path, name: &str) -> Result<Map<String, Value>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let composer = shared::additional::composer_json_of_zip(std::io::BufReader::new(file))?;
+    match composer.get("name").and_then(Value::as_str) {
+        Some(own) if own.eq_ignore_ascii_case(name) => Ok(composer),
+        Some(own) => Err(format!("its composer.json names {}, not {name}", shared::identity::shown(own))),
+        None => Err("its composer.json has no name".to_owned()),
+    }
 }
 
 /// Every version the source's metadata lists: Composer 2 `metadata-url` with
 /// `available-packages`, and inline or included (satis) `packages`.
 async fn list_versions(source: &Source, report: &mut AdoptReport) -> anyhow::Result<Vec<Listed>> {
-    let root = source.json("packages.json").await?.context("the source has no packages.json")?;
+    let documents = documents(source, report).await?;
+    let mut listed: Vec<Listed> = Vec::new();
+    // name@version to its index in `listed`: satis lists every version twice (p2 and include).
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (location, document) in documents {
+        let Some(packages) = document["packages"].as_object() else { continue };
+        for (name, versions) in packages {
+            let Some(versions) = versions_of(&location, &document, name, versions, report) else { continue };
+            for version in versions {
+                let Some(item) = listed_version(&location, name, &version, report) else { continue };
+                let id = format!("{name}@{}", item.version);
+                match seen.get(&id) {
+                    Some(&index) if listed[index].sha1 == item.sha1 && listed[index].dist == item.dist => {}
+                    Some(&index) => report.problems.push(format!(
+                        "{name} {}: listed twice with different archives ({} sha1 {}, {} sha1 {})",
+                        item.version, listed[index].dist, listed[index].sha1, item.dist, item.sha1
+                    )),
+                    None => {
+                        seen.insert(id, listed.len());
+                        listed.push(item);
+                    }
+                }
+            }
+        }
+    }
+    Ok(listed)
+}
+
+/// The metadata documents a repository lists: p2 files, packages.json itself, includes.
+async fn documents(source: &Source, report: &mut AdoptReport) -> anyhow::Result<Vec<(String, Value)>> {
+    let root = source.metadata("packages.json").await?.context("the source has no packages.json")?;
     let mut documents: Vec<(String, Value)> = Vec::new();
     if let (Some(metadata_url), Some(names)) = (root["metadata-url"].as_str(), root["available-packages"].as_array()) {
+        let limit = source.limits().max_packages;
+        anyhow::ensure!(
+            names.len() <= limit,
+            "packages.json lists {} packages, over the limit of {limit}",
+            names.len()
+        );
         for name in names.iter().filter_map(Value::as_str) {
+            if let Err(error) = shared::identity::validate_name(name) {
+                report.problems.push(format!("packages.json: {error}"));
+                continue;
+            }
             for suffix in ["", "~dev"] {
                 let location = metadata_url.replace("%package%", &format!("{name}{suffix}"));
-                if let Some(document) = source.json(&location).await? {
-                    documents.push((location, document));
+                match source.metadata(&location).await {
+                    Ok(Some(document)) => documents.push((location, document)),
+                    Ok(None) => {}
+                    Err(error) => report.problems.push(error.to_string()),
                 }
             }
         }
@@ -270,62 +339,56 @@ async fn list_versions(source: &Source, report: &mut AdoptReport) -> anyhow::Res
     }
     if let Some(includes) = root["includes"].as_object() {
         for location in includes.keys() {
-            let document = source.json(location).await?.with_context(|| format!("{location} is listed but missing"))?;
-            documents.push((location.clone(), document));
-        }
-    }
-    let mut listed: Vec<Listed> = Vec::new();
-    // name@version to its index in `listed`: satis lists every version twice (p2 and include).
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (location, document) in documents {
-        let Some(packages) = document["packages"].as_object() else { continue };
-        for (name, versions) in packages {
-            let versions: Vec<Map<String, Value>> = match versions {
-                // Composer 2 (possibly minified) lists.
-                Value::Array(_) => match crate::verify::expand(&document, name) {
-                    Ok(versions) => versions,
-                    Err(problem) => {
-                        report.problems.push(format!("{location}: {problem}"));
-                        continue;
-                    }
-                },
-                // Composer 1 / satis: version to package.
-                Value::Object(by_version) => by_version.values().filter_map(|v| v.as_object().cloned()).collect(),
-                _ => continue,
-            };
-            for version in versions {
-                let Some(label) = version["version"].as_str().filter(|v| !v.is_empty()) else {
-                    report.problems.push(format!("{name}: an entry without a version in {location}"));
-                    continue;
-                };
-                let (Some(dist), Some(sha1)) = (version["dist"]["url"].as_str(), version["dist"]["shasum"].as_str())
-                else {
-                    report.problems.push(format!("{name} {label}: no dist url or sha1 in {location}"));
-                    continue;
-                };
-                if sha1.is_empty() {
-                    report.problems.push(format!("{name} {label}: no dist url or sha1 in {location}"));
-                    continue;
-                }
-                let id = format!("{name}@{label}");
-                match seen.get(&id) {
-                    Some(&index) if listed[index].sha1 == sha1 && listed[index].dist == dist => {}
-                    Some(&index) => report.problems.push(format!(
-                        "{name} {label}: listed twice with different archives ({} sha1 {}, {dist} sha1 {sha1})",
-                        listed[index].dist, listed[index].sha1
-                    )),
-                    None => {
-                        seen.insert(id, listed.len());
-                        listed.push(Listed {
-                            name: name.clone(),
-                            version: label.to_owned(),
-                            dist: dist.to_owned(),
-                            sha1: sha1.to_owned(),
-                        });
-                    }
-                }
+            match source.metadata(location).await {
+                Ok(Some(document)) => documents.push((location.clone(), document)),
+                Ok(None) => report.problems.push(format!("{location} is listed but missing")),
+                Err(error) => report.problems.push(error.to_string()),
             }
         }
     }
-    Ok(listed)
+    Ok(documents)
+}
+
+/// The versions one document lists for `name` (the version limit is checked when it is read).
+fn versions_of(
+    location: &str,
+    document: &Value,
+    name: &str,
+    versions: &Value,
+    report: &mut AdoptReport,
+) -> Option<Vec<Map<String, Value>>> {
+    match versions {
+        // Composer 2 (possibly minified) lists.
+        Value::Array(_) => match crate::verify::expand(document, name) {
+            Ok(versions) => Some(versions),
+            Err(problem) => {
+                report.problems.push(format!("{location}: {problem}"));
+                None
+            }
+        },
+        // Composer 1 / satis: version to package.
+        Value::Object(by_version) => Some(by_version.values().filter_map(|v| v.as_object().cloned()).collect()),
+        _ => None,
+    }
+}
+
+/// One version entry's name, version, dist URL and sha1, or a problem.
+fn listed_version(
+    location: &str,
+    name: &str,
+    version: &Map<String, Value>,
+    report: &mut AdoptReport,
+) -> Option<Listed> {
+    let Some(label) = version.get("version").and_then(Value::as_str).filter(|v| !v.is_empty()) else {
+        report.problems.push(format!("{}: an entry without a version in {location}", shown(name)));
+        return None;
+    };
+    let dist = version.get("dist");
+    let url = dist.and_then(|d| d.get("url")).and_then(Value::as_str);
+    let sha1 = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let (Some(url), Some(sha1)) = (url, sha1) else {
+        report.problems.push(format!("{} {}: no dist url or sha1 in {location}", shown(name), shown(label)));
+        return None;
+    };
+    Some(Listed { name: name.to_owned(), version: label.to_owned(), dist: url.to_owned(), sha1: sha1.to_owned() })
 }

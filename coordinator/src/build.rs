@@ -3,11 +3,11 @@
 //! lock, the manifest), so `coordinator serve` can run builds of different upstreams at once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
@@ -121,7 +121,8 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
     let config = Arc::new(config.clone());
     // Upstreams are fetched and planned in parallel (bounded), and combined in config order.
     let limit = Arc::new(tokio::sync::Semaphore::new(config.workers().max(1)));
-    let in_scope: Vec<usize> = (0..config.upstreams.len()).filter(|&i| scope.includes(&config.upstreams[i].key)).collect();
+    let in_scope: Vec<usize> =
+        (0..config.upstreams.len()).filter(|&i| scope.includes(&config.upstreams[i].key)).collect();
     // First pass: fetch, and read what spans upstreams (latest tags, the nightly version map).
     let mut tasks = Vec::new();
     for &index in &in_scope {
@@ -145,7 +146,10 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
                     .and_then(|name| tags.into_iter().find(|t| t.name == name));
                 let nightly = if nightly {
                     let flavours = &config.target.flavours;
-                    Some(distro::nightly_entries(upstream, &repo, latest.as_ref(), resources.as_deref(), flavours).map_err(failure)?)
+                    Some(
+                        distro::nightly_entries(upstream, &repo, latest.as_ref(), resources.as_deref(), flavours)
+                            .map_err(failure)?,
+                    )
                 } else {
                     None
                 };
@@ -242,7 +246,7 @@ pub async fn plan_build(config: &FarmConfig, manifest: &Manifest, scope: &Scope)
         let vendor = config.target.vendor.clone().unwrap_or_else(|| shared::config::DEFAULT_VENDOR.to_owned());
         if vendor != shared::config::DEFAULT_VENDOR {
             for alias in distro::alias_candidates(&winners, &vendor, &|id| manifest.contains(id)) {
-                match plan::check_identity(&alias.package, &alias.version, &alias.version) {
+                match shared::identity::check(&alias.package, &alias.version, &alias.key) {
                     Ok(()) => winners.push(alias),
                     Err(reason) => planned.report.rejected.push(Rejection {
                         upstream: "aliases".to_owned(),
@@ -535,9 +539,7 @@ impl Farm {
                 let cache = Arc::new(GitCache::new(config.cache_dir()));
                 tokio::spawn(dispatch::in_process(jobs, events, cache, Arc::clone(storage), workers, done.clone()))
             }
-            Some(queue) => {
-                tokio::spawn(dispatch::amqp(queue.clone(), build_id.clone(), jobs, events, done.clone()))
-            }
+            Some(queue) => tokio::spawn(dispatch::amqp(queue.clone(), build_id.clone(), jobs, events, done.clone())),
         };
         let idle_limit = config.queue.as_ref().map(|queue| queue.result_timeout);
 
@@ -772,7 +774,8 @@ impl Farm {
         let _writing = self.writes.lock().await;
         let versions = self.manifest.lock().await.published_versions();
         let prune = self.farm_managed.load(Ordering::Relaxed);
-        let written = publish_metadata(self.storage.as_ref(), &self.config.repository.base_url, &versions, prune).await?;
+        let written =
+            publish_metadata(self.storage.as_ref(), &self.config.repository.base_url, &versions, prune).await?;
         self.farm_managed.store(true, Ordering::Relaxed);
         Ok(written)
     }
@@ -787,7 +790,9 @@ impl Farm {
                     Err(error) => warn!(%upstream, %error, "unreadable in-flight record ignored"),
                 },
                 Ok(None) => {}
-                Err(error) => warn!(%upstream, %error, "cannot read the in-flight record; its archives are built again"),
+                Err(error) => {
+                    warn!(%upstream, %error, "cannot read the in-flight record; its archives are built again")
+                }
             }
         }
         keys
@@ -855,7 +860,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 async fn stored_archive_of(storage: &AnyStorage, candidate: &Candidate) -> Option<ManifestEntry> {
     let key = candidate.target_key();
     let bytes = storage.get(&key).await.ok()??;
-    let composer = shared::additional::composer_json_of_zip(&bytes).ok()?;
+    let composer = shared::additional::composer_json_of_zip(std::io::Cursor::new(&bytes)).ok()?;
     let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&candidate.composer_json).ok()?;
     if composer != expected {
         warn!(%key, "a stored archive does not carry the planned composer.json; building it again");
@@ -900,7 +905,12 @@ pub async fn open_storage(config: &FarmConfig, out: &std::path::Path) -> anyhow:
             let scratch = config.cache_dir().join("tmp").join(format!("coordinator-{}", std::process::id()));
             AnyStorage::S3(S3Storage::connect(&config.storage, scratch).await.context("cannot set up S3 storage")?)
         }
-        StorageKind::Local => AnyStorage::Local(LocalStorage::open(out).context("cannot open output folder")?),
+        StorageKind::Local => {
+            if let Some(warning) = shared::storage::check_output_folder(out, config.repository.adopt_existing)? {
+                warn!("{warning}");
+            }
+            AnyStorage::Local(LocalStorage::open(out).context("cannot open output folder")?)
+        }
     })
 }
 
@@ -1004,7 +1014,7 @@ async fn adopt_published(storage: &impl Storage, manifest: &mut Manifest, candid
         return None;
     }
     let bytes = storage.get(&key).await.ok()??;
-    let composer = match shared::additional::composer_json_of_zip(&bytes) {
+    let composer = match shared::additional::composer_json_of_zip(std::io::Cursor::new(&bytes)) {
         Ok(composer) => composer,
         Err(error) => {
             return Some(format!(

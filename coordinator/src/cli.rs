@@ -50,6 +50,51 @@ pub struct VerifyArgs {
     /// Downloads at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Timeouts, limits and allowed hosts.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+/// How `adopt` and `verify` read a repository they do not control.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Another host (or `scheme://host:port`) the metadata may link to or redirect to; by
+    /// default every link must stay on the source's own origin. Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// Time to open a connection.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: std::time::Duration,
+    /// Longest silence while reading an answer.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub read_timeout: std::time::Duration,
+    /// Longest time for one request, body included.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// Largest metadata document (packages.json, a p2 file, an include), in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_metadata_bytes: u64,
+    /// Largest archive, in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_archive_bytes: u64,
+    /// Most versions one package may list in one document.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_versions: usize,
+}
+
+impl FetchArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> crate::fetch::Limits {
+        crate::fetch::Limits {
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+            total_timeout: self.request_timeout,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_archive_bytes: self.max_archive_bytes,
+            max_versions: self.max_versions,
+            ..crate::fetch::Limits::default()
+        }
+    }
 }
 
 /// Options of `adopt`.
@@ -64,6 +109,9 @@ pub struct AdoptArgs {
     /// Archives checked or copied at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Timeouts, limits and allowed hosts.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
 }
 
 /// Options of `serve`.
@@ -103,6 +151,10 @@ pub struct CommonArgs {
     /// not versions, ...).
     #[arg(long)]
     pub strict: bool,
+    /// Build into an output folder that holds a Composer repository the farm did not make,
+    /// replacing its packages.json and p2/ files (refused without it).
+    #[arg(long)]
+    pub adopt_existing: bool,
 }
 
 impl CommonArgs {
@@ -122,6 +174,7 @@ impl CommonArgs {
         if let Some(dir) = &self.cache_dir {
             config.build.cache_dir = Some(dir.clone());
         }
+        config.repository.adopt_existing |= self.adopt_existing;
         config.validate()?;
         let out = match (&self.out, &config.repository.output) {
             (Some(out), _) | (None, Some(out)) => out.clone(),
@@ -191,7 +244,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 std::time::Duration::ZERO,
             )
             .await?;
-            let result = crate::adopt::adopt(&farm, &args.from, args.concurrency).await;
+            let adopt = crate::adopt::AdoptOptions {
+                concurrency: args.concurrency,
+                limits: args.fetch.limits(),
+                allowed_hosts: args.fetch.allow_hosts.clone(),
+            };
+            let result = crate::adopt::adopt(&farm, &args.from, &adopt).await;
             farm.close().await;
             let report = result?;
             eprint!("{}", report.summary());
@@ -201,7 +259,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let config =
                 FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
             let base_url = args.base_url.unwrap_or(config.repository.base_url);
-            let report = crate::verify::verify(&base_url, args.concurrency).await?;
+            let report =
+                crate::verify::verify(&base_url, args.concurrency, args.fetch.limits(), &args.fetch.allow_hosts)
+                    .await?;
             eprint!("{}", report.summary());
             Ok(if report.problems.is_empty() { 0 } else { 1 })
         }

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod dispatch;
 pub mod distro;
+pub mod fetch;
 pub mod hooks;
 pub mod http;
 pub mod lock;

@@ -1,13 +1,16 @@
 //! `coordinator verify`: reads the published repository over HTTP as a Composer client does
-//! (packages.json, every p2 file) and checks that every dist URL resolves and its sha1 matches.
+//! (packages.json, every p2 file) and checks that every dist URL resolves and its sha1 matches,
+//! through [`crate::fetch`]: timeouts, byte and version limits, links on the repository's origin.
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
-use sha1::Digest as _;
+use shared::identity::shown;
 use tracing::info;
+
+use crate::fetch::{Limits, Source};
 
 /// What `verify` found.
 #[derive(Debug, Default)]
@@ -34,22 +37,21 @@ impl VerifyReport {
             self.bytes,
             self.problems.len()
         );
-        for problem in &self.problems {
-            let _ = writeln!(out, "  {problem}");
-        }
+        out.push_str(&crate::fetch::summarise(&self.problems, 50));
         out
     }
 }
 
-/// Checks the repository served at `base_url` with up to `concurrency` downloads at once.
-pub async fn verify(base_url: &str, concurrency: usize) -> anyhow::Result<VerifyReport> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("composer-farm-verify/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot create HTTP client")?;
-    let base = base_url.trim_end_matches('/');
-    let root_url = format!("{base}/packages.json");
-    let root: Value = fetch_json(&client, &root_url).await?.with_context(|| format!("{root_url} does not exist"))?;
+/// Checks the repository served at `base_url` with up to `concurrency` downloads at once, within
+/// `limits`; links may lead to `allowed_hosts` besides the repository's own origin.
+pub async fn verify(
+    base_url: &str,
+    concurrency: usize,
+    limits: Limits,
+    allowed_hosts: &[String],
+) -> anyhow::Result<VerifyReport> {
+    let source = Source::http(base_url, limits, allowed_hosts)?;
+    let root = source.metadata("packages.json").await?.with_context(|| format!("{base_url}: no packages.json"))?;
     let mut report = VerifyReport::default();
     let metadata_url = root["metadata-url"].as_str().context("packages.json has no metadata-url")?;
     let names: Vec<String> = root["available-packages"]
@@ -58,38 +60,29 @@ pub async fn verify(base_url: &str, concurrency: usize) -> anyhow::Result<Verify
         .iter()
         .filter_map(|n| n.as_str().map(str::to_owned))
         .collect();
+    let limit = source.limits().max_packages;
+    anyhow::ensure!(names.len() <= limit, "packages.json lists {} packages, over the limit of {limit}", names.len());
     report.packages = names.len();
     let mut dists = Vec::new();
     for name in &names {
         for (suffix, required) in [("", true), ("~dev", false)] {
-            let url = resolve(base, &metadata_url.replace("%package%", &format!("{name}{suffix}")));
-            match fetch_json(&client, &url).await {
-                Ok(Some(document)) => match expand(&document, name) {
-                    Ok(versions) => {
-                        for version in versions {
-                            let label = format!("{name} {}", version["version"].as_str().unwrap_or("?"));
-                            match (version["dist"]["url"].as_str(), version["dist"]["shasum"].as_str()) {
-                                (Some(dist), Some(sha1)) => {
-                                    dists.push((label, resolve(base, dist), sha1.to_owned()));
-                                }
-                                _ => report.problems.push(format!("{label}: no dist url or shasum in {url}")),
-                            }
-                        }
-                    }
-                    Err(problem) => report.problems.push(format!("{url}: {problem}")),
-                },
-                Ok(None) if required => report.problems.push(format!("{url}: missing (listed in packages.json)")),
+            let location = metadata_url.replace("%package%", &format!("{name}{suffix}"));
+            match source.metadata(&location).await {
+                Ok(Some(document)) => dists.extend(listed_dists(&source, &location, &document, name, &mut report)),
+                Ok(None) if required => report.problems.push(format!("{location}: missing (listed in packages.json)")),
                 Ok(None) => {}
-                Err(error) => report.problems.push(format!("{url}: {error:#}")),
+                Err(error) => report.problems.push(error.to_string()),
             }
         }
     }
     report.archives = dists.len();
     info!(archives = dists.len(), "checking archives");
-    let mut checks = futures_util::stream::iter(dists.into_iter().map(|(label, url, expected)| {
-        let client = client.clone();
-        async move { (label, check_archive(&client, &url, &expected).await) }
-    }))
+    let source = &source;
+    let mut checks = futures_util::stream::iter(
+        dists
+            .into_iter()
+            .map(|(label, url, expected)| async move { (label, check_archive(source, &url, &expected).await) }),
+    )
     .buffer_unordered(concurrency.max(1));
     while let Some((label, outcome)) = checks.next().await {
         match outcome {
@@ -101,32 +94,46 @@ pub async fn verify(base_url: &str, concurrency: usize) -> anyhow::Result<Verify
     Ok(report)
 }
 
-/// Downloads an archive and compares its sha1; returns its size.
-async fn check_archive(client: &reqwest::Client, url: &str, expected: &str) -> Result<u64, String> {
-    let response =
-        client.get(url).send().await.map_err(|e| format!("{url}: {}", shared::telemetry::error_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(format!("{url}: HTTP {}", response.status()));
+/// The `(label, dist URL, sha1)` of every version a p2 document lists.
+fn listed_dists(
+    source: &Source,
+    location: &str,
+    document: &Value,
+    name: &str,
+    report: &mut VerifyReport,
+) -> Vec<(String, String, String)> {
+    let versions = match expand(document, name) {
+        Ok(versions) => versions,
+        Err(problem) => {
+            report.problems.push(format!("{location}: {problem}"));
+            return Vec::new();
+        }
+    };
+    let mut dists = Vec::with_capacity(versions.len());
+    for version in versions {
+        let label = format!("{} {}", shown(name), shown(version.get("version").and_then(Value::as_str).unwrap_or("?")));
+        let dist = version.get("dist");
+        let url = dist.and_then(|d| d.get("url")).and_then(Value::as_str);
+        let sha1 = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
+        match (url, sha1) {
+            (Some(url), Some(sha1)) => match source.resolve(url) {
+                Ok(url) => dists.push((label, url, sha1.to_owned())),
+                Err(error) => report.problems.push(format!("{label}: {error}")),
+            },
+            _ => report.problems.push(format!("{label}: no dist url or shasum in {location}")),
+        }
     }
-    let bytes = response.bytes().await.map_err(|e| format!("{url}: {}", shared::telemetry::error_chain(&e)))?;
-    let actual = hex::encode(sha1::Sha1::digest(&bytes));
-    if actual != expected {
-        return Err(format!("{url}: sha1 {actual}, the metadata says {expected}"));
-    }
-    Ok(bytes.len() as u64)
+    dists
 }
 
-/// GETs a JSON document; `None` on 404.
-pub(crate) async fn fetch_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Option<Value>> {
-    let response = client.get(url).send().await.with_context(|| format!("cannot GET {url}"))?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(None);
+/// Downloads an archive (streamed, within the archive limit) and compares its sha1; returns its
+/// size.
+async fn check_archive(source: &Source, url: &str, expected: &str) -> Result<u64, String> {
+    let digests = source.digest(url).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("{url}: HTTP 404"))?;
+    if digests.sha1 != expected {
+        return Err(format!("{url}: sha1 {}, the metadata says {expected}", digests.sha1));
     }
-    if !response.status().is_success() {
-        anyhow::bail!("GET {url}: HTTP {}", response.status());
-    }
-    let bytes = response.bytes().await.with_context(|| format!("cannot read {url}"))?;
-    Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{url} is not JSON"))?))
+    Ok(digests.size)
 }
 
 /// Expands a p2 document's version list (`composer/2.0` minified: each entry lists only what
@@ -153,15 +160,6 @@ pub(crate) fn expand(document: &Value, name: &str) -> Result<Vec<Map<String, Val
     Ok(versions)
 }
 
-/// A URL from the metadata, absolute or relative to the repository.
-pub(crate) fn resolve(base: &str, url: &str) -> String {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        url.to_owned()
-    } else {
-        format!("{base}/{}", url.trim_start_matches('/'))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +178,5 @@ mod tests {
         assert_eq!(versions[1]["name"], "a/b");
         assert!(versions[1].get("type").is_none());
         assert_eq!(versions[1]["dist"]["url"], "u1");
-        assert_eq!(resolve("http://h/x", "p/a.zip"), "http://h/x/p/a.zip");
     }
 }

@@ -167,14 +167,63 @@ fn adopt_from_the_own_output_knows_everything_and_a_bad_source_exits_2() {
     let built = build(&fixture_config(), &upstream, &out, &temp.path().join("cache")).output().unwrap();
     assert_eq!(built.status.code(), Some(0), "{}", String::from_utf8_lossy(&built.stderr));
     let adopt = |from: &Path| {
-        coordinator().args(["adopt", "--config"]).arg(fixture_config()).arg("--out").arg(&out).arg("--from").arg(from).output().unwrap()
+        coordinator()
+            .args(["adopt", "--config"])
+            .arg(fixture_config())
+            .arg("--out")
+            .arg(&out)
+            .arg("--from")
+            .arg(from)
+            .output()
+            .unwrap()
     };
     let output = adopt(&out);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("35 versions listed, 0 adopted (0 archives copied), 35 already known, 0 problems"), "{stderr}");
+    assert!(
+        stderr.contains("35 versions listed, 0 adopted (0 archives copied), 35 already known, 0 problems"),
+        "{stderr}"
+    );
     let output = adopt(&temp.path().join("nowhere"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("holds no packages.json"), "{stderr}");
+}
+
+#[test]
+fn a_foreign_repository_the_root_or_home_is_refused_as_output() {
+    let temp = tempfile::tempdir().unwrap();
+    let upstream = temp.path().join("upstream");
+    restore_upstream(&upstream);
+    let cache = temp.path().join("cache");
+    // A Composer repository the farm did not make: its metadata would be replaced.
+    let foreign = temp.path().join("foreign");
+    std::fs::create_dir_all(foreign.join("p2/other")).unwrap();
+    std::fs::write(foreign.join("packages.json"), br#"{"packages":{}}"#).unwrap();
+    std::fs::write(foreign.join("p2/other/x.json"), b"{}").unwrap();
+    let output = build(&fixture_config(), &upstream, &foreign, &cache).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds a Composer repository the farm did not make"), "{stderr}");
+    assert_eq!(std::fs::read(foreign.join("packages.json")).unwrap(), br#"{"packages":{}}"#);
+    assert!(!foreign.join(".farm").exists() && !foreign.join("packages").exists(), "wrote into the foreign folder");
+    // Told so, the farm builds into it.
+    let output = build(&fixture_config(), &upstream, &foreign, &cache).arg("--adopt-existing").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(foreign.join(".farm/manifest.json").is_file());
+
+    // The file system root and the home folder are never outputs, not even with the flag.
+    let home = temp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    for (out, expected) in [(Path::new("/"), "file system root"), (home.as_path(), "home folder")] {
+        let output = build(&fixture_config(), &upstream, out, &cache)
+            .arg("--adopt-existing")
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    assert!(!home.join(".farm").exists() && !Path::new("/.farm").exists());
 }

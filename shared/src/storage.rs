@@ -57,14 +57,75 @@ pub enum StorageError {
     /// Another process holds the output folder.
     #[error("{0} is in use by another build (lock held on .farm/lock)")]
     Busy(PathBuf),
+    /// The output folder is one the farm must not write into.
+    #[error("{path}: {reason}")]
+    RefusedOutput {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl StorageError {
     /// Whether trying again later may succeed (an unreachable or failing server, a full disk),
     /// as opposed to a refusal that will not change (drift, a bad key).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StorageError::Io { .. } | StorageError::Remote { .. })
+        match self {
+            // A name the file system cannot hold (too long, a NUL byte) stays so on every retry.
+            StorageError::Io { source, .. } => {
+                !matches!(source.kind(), std::io::ErrorKind::InvalidFilename | std::io::ErrorKind::InvalidInput)
+            }
+            StorageError::Remote { .. } => true,
+            _ => false,
+        }
     }
+}
+
+/// Whether a folder may be a farm's output, before anything is written into it: never `/` or the
+/// home folder, and not a Composer repository the farm did not make (one with `packages.json` or
+/// `p2/` but no `.farm/`) unless `adopt_existing`. Returns a warning for a non-empty folder the
+/// farm did not make (the farm only writes `packages/`, `p2/`, `packages.json` and `.farm/`).
+pub fn check_output_folder(root: &Path, adopt_existing: bool) -> Result<Option<String>, StorageError> {
+    let refuse = |reason: &str| Err(StorageError::RefusedOutput { path: root.to_owned(), reason: reason.to_owned() });
+    let canonical = match std::fs::canonicalize(root) {
+        Ok(path) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StorageError::Io { key: root.display().to_string(), source }),
+    };
+    if canonical.parent().is_none() {
+        return refuse("the file system root cannot be an output folder");
+    }
+    let home = std::env::var_os("HOME").and_then(|home| std::fs::canonicalize(home).ok());
+    if home.as_deref() == Some(canonical.as_path()) {
+        return refuse("the home folder cannot be an output folder; use a folder of its own");
+    }
+    if canonical.join(STATE_PREFIX).is_dir() {
+        return Ok(None);
+    }
+    if canonical.join("packages.json").exists() || canonical.join("p2").exists() {
+        if adopt_existing {
+            return Ok(Some(format!(
+                "{} holds a Composer repository the farm did not make; its packages.json and p2/ files are replaced (--adopt-existing)",
+                root.display()
+            )));
+        }
+        return refuse(
+            "holds a Composer repository the farm did not make (packages.json or p2/ without .farm/); \
+             its metadata would be replaced. Take it over with `coordinator adopt --from <it>` into a new folder, \
+             or pass --adopt-existing to build into it",
+        );
+    }
+    let non_empty = std::fs::read_dir(&canonical)
+        .map_err(|source| StorageError::Io { key: root.display().to_string(), source })?
+        .next()
+        .is_some();
+    Ok(non_empty.then(|| {
+        format!(
+            "{} is not empty and was not made by the farm; only packages/, p2/, packages.json and .farm/ are written",
+            root.display()
+        )
+    }))
 }
 
 /// Refuses keys that could leave the storage root or address a folder: empty, absolute, or with
@@ -433,5 +494,33 @@ mod tests {
         storage.put_replace("p2/a/b.json", b"{}".to_vec()).await.unwrap();
         assert_eq!(storage.get("p2/a/b.json").await.unwrap().unwrap(), b"{}");
         assert!(storage.get("p2/a/c.json").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn names_the_file_system_cannot_hold_are_permanent_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::open(dir.path()).unwrap();
+        let file = dir.path().join("a.zip");
+        std::fs::write(&file, b"zip").unwrap();
+        let sha1 = sha1_of_file(&file).unwrap();
+        for key in [format!("packages/acme/{}.zip", "a".repeat(300)), "packages/acme/a\0b.zip".to_owned()] {
+            let error = storage.put_archive(&key, &file, &sha1).await.unwrap_err();
+            assert!(!error.is_transient(), "{key:?}: {error} counted as transient");
+        }
+    }
+
+    #[test]
+    fn output_folders_the_farm_did_not_make() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(check_output_folder(&dir.path().join("new"), false).unwrap(), None);
+        assert_eq!(check_output_folder(dir.path(), false).unwrap(), None);
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        assert!(check_output_folder(dir.path(), false).unwrap().unwrap().contains("not empty"));
+        std::fs::write(dir.path().join("packages.json"), b"{}").unwrap();
+        assert!(matches!(check_output_folder(dir.path(), false), Err(StorageError::RefusedOutput { .. })));
+        assert!(check_output_folder(dir.path(), true).unwrap().unwrap().contains("--adopt-existing"));
+        std::fs::create_dir(dir.path().join(STATE_PREFIX)).unwrap();
+        assert_eq!(check_output_folder(dir.path(), false).unwrap(), None);
+        assert!(matches!(check_output_folder(Path::new("/"), true), Err(StorageError::RefusedOutput { .. })));
     }
 }

@@ -315,6 +315,7 @@ pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str
         .expect("write composer.json");
 }
 
+pub mod hostile;
 pub mod services;
 
 /// `name<TAB>bytes<TAB>sha256` rows for the zips among storage objects under `packages/`.

@@ -10,10 +10,12 @@ use shared::config::FarmConfig;
 use tests::{PhpServer, Upstream, build, load_config, snapshot, write_shop_config as write_config};
 
 async fn adopt(config: FarmConfig, out: &Path, from: &str) -> coordinator::adopt::AdoptReport {
-    let farm = Farm::open(config, out, Arc::new(coordinator::metrics::Metrics::new()), Default::default(), Duration::ZERO)
-        .await
-        .unwrap();
-    let report = coordinator::adopt::adopt(&farm, from, 4).await.unwrap();
+    let farm =
+        Farm::open(config, out, Arc::new(coordinator::metrics::Metrics::new()), Default::default(), Duration::ZERO)
+            .await
+            .unwrap();
+    let options = coordinator::adopt::AdoptOptions { concurrency: 4, ..Default::default() };
+    let report = coordinator::adopt::adopt(&farm, from, &options).await.unwrap();
     farm.close().await;
     report
 }
@@ -76,8 +78,11 @@ async fn adopting_a_live_repository_then_building_publishes_nothing() {
     assert_eq!(std::fs::read(&drifted).unwrap(), b"not the published archive");
     let manifest = std::fs::read(folder_taken.join(".farm/manifest.json")).unwrap_or_default();
     assert!(!String::from_utf8_lossy(&manifest).contains("acme/a@1.0.0"), "recorded despite a problem");
+    // Nothing was stored either: an archive stored early could occupy a key a build needs.
+    let stored: Vec<_> = snapshot(&folder_taken).into_keys().filter(|p| !p.starts_with(".farm")).collect();
+    assert_eq!(stored, [Path::new("packages/acme/b-1.1.0.zip")], "adopt stored archives before failing");
     // Once the foreign file is gone, adopting again takes everything over.
     std::fs::remove_file(&drifted).unwrap();
     let report = adopt(config(), &folder_taken, &live.display().to_string()).await;
-    assert_eq!((report.adopted, report.recorded, report.copied), (3, true, 1), "{}", report.summary());
+    assert_eq!((report.adopted, report.recorded, report.copied), (3, true, 3), "{}", report.summary());
 }

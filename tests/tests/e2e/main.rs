@@ -7,5 +7,7 @@ mod bad_input;
 mod composer_install;
 mod determinism;
 mod distributions;
+mod hostile_names;
+mod hostile_source;
 mod parity;
 mod tidy;
