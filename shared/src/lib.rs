@@ -15,6 +15,7 @@ pub mod gitattributes;
 pub mod json;
 pub mod messages;
 pub mod metadata;
+pub mod pathcheck;
 pub mod queue;
 pub mod rules;
 pub mod s3;
