@@ -4,7 +4,9 @@
 //! What a package archive holds is what `git checkout` would write as regular files below the
 //! package folder: blobs with mode 100644/100755, after `.gitattributes` eol conversion. Symlinks
 //! and submodule entries never become entries (as in the reference); a symlink that points outside
-//! the repository is reported as a warning, and its target is never read.
+//! the repository is reported as a warning, and its target is never read. A tree entry whose name
+//! git refuses to check out (`.git` in any spelling, `..`, a backslash; see [`crate::pathcheck`])
+//! fails the package with [`GitError::UnsafePath`], unless an exclude leaves it out.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use sha1::Digest as _;
 
 use crate::config::redact_url;
 use crate::gitattributes::{self, AttributesFile, EolConversion, Macros};
+use crate::pathcheck::{self, PathRule};
 
 /// A git operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,18 @@ pub enum GitError {
     /// A path in the tree is not UTF-8, so it cannot be a zip entry name the reference would write.
     #[error("path '{0}' is not valid UTF-8")]
     NonUtf8Path(String),
+    /// A tree entry name git refuses to check out (see [`crate::pathcheck`]): the package is not
+    /// built, as a checkout of the tree would fail.
+    #[error(
+        "tree entry {} is refused by git's path rules: {rule}; the package is not built (an excludes entry for the path leaves it out)",
+        pathcheck::shown(path)
+    )]
+    UnsafePath {
+        /// Repository-relative path of the entry.
+        path: String,
+        /// The rule its name breaks.
+        rule: PathRule,
+    },
 }
 
 impl GitError {
@@ -344,59 +359,73 @@ impl Walker<'_> {
                 GitError::NonUtf8Path(format!("{repo_dir}/{}", String::from_utf8_lossy(entry.name_bytes())))
             })?;
             let repo_path = join(repo_dir, name);
+            let folder = entry.filemode() == 0o040000;
+            // Every file below a folder starts with "<folder>/", so an exclude that is a prefix of
+            // that removes the whole folder.
+            let excluded = if folder { self.excluded(&format!("{repo_path}/")) } else { self.excluded(&repo_path) };
+            if excluded {
+                continue;
+            }
+            // Whatever its kind: git refuses the whole tree, and so do we (an exclude is the way to
+            // build the package without the entry, as the check comes after it).
+            pathcheck::check_name(name).map_err(|rule| GitError::UnsafePath { path: repo_path.clone(), rule })?;
             let package_path = join(package_dir, name);
             match entry.filemode() {
-                0o040000 => {
-                    // Every file below starts with "<folder>/", so an exclude that is a prefix of
-                    // that removes the whole folder.
-                    if self.excluded(&format!("{repo_path}/")) {
-                        continue;
-                    }
-                    let subtree =
-                        self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
-                    let pushed = match attributes_in(self.repo, &subtree, &mut self.macros, false)? {
-                        Some(file) => {
-                            self.attributes.push((repo_path.clone(), file));
-                            true
-                        }
-                        None => false,
-                    };
-                    self.walk(&subtree, &repo_path, &package_path)?;
-                    if pushed {
-                        self.attributes.pop();
-                    }
+                0o040000 => self.folder(&entry, &repo_path, &package_path)?,
+                // The package-root composer.json is replaced by the generated one.
+                mode if is_regular_mode(mode) && package_path != "composer.json" => {
+                    self.file(&entry, &repo_path, package_path, mode == 0o100755)?;
                 }
-                mode if is_regular_mode(mode) => {
-                    if self.excluded(&repo_path) || package_path == "composer.json" {
-                        continue;
-                    }
-                    let conversion = self.conversion(&repo_path);
-                    let data = blob_cache().get_or_insert_with(&(entry.id(), conversion), || {
-                        let blob =
-                            self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
-                        Ok::<Arc<[u8]>, GitError>(match gitattributes::convert(blob.content(), conversion) {
-                            Some(converted) => Arc::from(converted),
-                            None => Arc::from(blob.content()),
-                        })
-                    })?;
-                    self.out.files.push(PackageFile { path: package_path, data, executable: mode == 0o100755 });
-                }
-                0o120000 => {
-                    if self.excluded(&repo_path) {
-                        continue;
-                    }
-                    let blob =
-                        self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
-                    let target = String::from_utf8_lossy(blob.content()).into_owned();
-                    if points_outside(repo_dir, &target) {
-                        self.out.warnings.push(format!(
-                            "symlink {repo_path} -> {target} points outside the repository; left out (symlinks are never archived)"
-                        ));
-                    }
-                }
+                0o120000 => self.symlink(&entry, repo_dir, &repo_path)?,
                 // Submodules (160000) produce nothing, as in a checkout without submodules.
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    fn folder(&mut self, entry: &git2::TreeEntry<'_>, repo_path: &str, package_path: &str) -> Result<(), GitError> {
+        let subtree = self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
+        let pushed = match attributes_in(self.repo, &subtree, &mut self.macros, false)? {
+            Some(file) => {
+                self.attributes.push((repo_path.to_owned(), file));
+                true
+            }
+            None => false,
+        };
+        self.walk(&subtree, repo_path, package_path)?;
+        if pushed {
+            self.attributes.pop();
+        }
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        entry: &git2::TreeEntry<'_>,
+        repo_path: &str,
+        package_path: String,
+        executable: bool,
+    ) -> Result<(), GitError> {
+        let conversion = self.conversion(repo_path);
+        let data = blob_cache().get_or_insert_with(&(entry.id(), conversion), || {
+            let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
+            Ok::<Arc<[u8]>, GitError>(match gitattributes::convert(blob.content(), conversion) {
+                Some(converted) => Arc::from(converted),
+                None => Arc::from(blob.content()),
+            })
+        })?;
+        self.out.files.push(PackageFile { path: package_path, data, executable });
+        Ok(())
+    }
+
+    fn symlink(&mut self, entry: &git2::TreeEntry<'_>, repo_dir: &str, repo_path: &str) -> Result<(), GitError> {
+        let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
+        let target = String::from_utf8_lossy(blob.content()).into_owned();
+        if points_outside(repo_dir, &target) {
+            self.out.warnings.push(format!(
+                "symlink {repo_path} -> {target} points outside the repository; left out (symlinks are never archived)"
+            ));
         }
         Ok(())
     }
