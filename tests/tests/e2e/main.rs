@@ -1,11 +1,13 @@
 //! End-to-end tests of the embedded build: one test binary, one module per concern.
 
 mod additional;
+mod archive_limits;
 mod adopt;
 mod attributes;
 mod bad_input;
 mod composer_install;
 mod determinism;
 mod distributions;
+mod hostile_trees;
 mod parity;
 mod tidy;
