@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target under fuzz/ (cargo fuzz, libFuzzer) for a bounded time each, after the
-# targets' own unit tests: scripts/fuzz.sh [seconds per target, default 60].
+# Runs every fuzz target under fuzz/ (cargo fuzz, libFuzzer) for a bounded time each:
+# scripts/fuzz.sh [seconds per target, default 60]. (The oracles' own unit tests run in the
+# normal `cargo test`, through shared/tests/tree_to_archive.rs.)
 # - Installs cargo-fuzz from crates.io when it is missing (`cargo install --locked`).
 # - cargo fuzz passes -Z flags to rustc, so on a stable toolchain it runs with RUSTC_BOOTSTRAP=1.
 # - No sanitizer: the code under test has no unsafe code (forbidden workspace-wide), so
@@ -19,7 +20,6 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz" >&2
   cargo install cargo-fuzz --locked
 fi
-cargo test --locked --lib
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 for target in $(cargo fuzz list); do
