@@ -1,8 +1,8 @@
 //! End-to-end tests of the embedded build: one test binary, one module per concern.
 
 mod additional;
-mod archive_limits;
 mod adopt;
+mod archive_limits;
 mod attributes;
 mod bad_input;
 mod composer_install;
