@@ -4,7 +4,9 @@
 //! What a package archive holds is what `git checkout` would write as regular files below the
 //! package folder: blobs with mode 100644/100755, after `.gitattributes` eol conversion. Symlinks
 //! and submodule entries never become entries (as in the reference); a symlink that points outside
-//! the repository is reported as a warning, and its target is never read.
+//! the repository is reported as a warning, and its target is never read. A tree entry whose name
+//! git refuses to check out (`.git` in any spelling, `..`, a backslash; see [`crate::pathcheck`])
+//! fails the package with [`GitError::UnsafePath`], unless an exclude leaves it out.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use sha1::Digest as _;
 
 use crate::config::redact_url;
 use crate::gitattributes::{self, AttributesFile, EolConversion, Macros};
+use crate::pathcheck::{self, PathRule};
 
 /// A git operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,27 @@ pub enum GitError {
     /// A path in the tree is not UTF-8, so it cannot be a zip entry name the reference would write.
     #[error("path '{0}' is not valid UTF-8")]
     NonUtf8Path(String),
+    /// A tree entry name git refuses to check out (see [`crate::pathcheck`]): the package is not
+    /// built, as a checkout of the tree would fail.
+    #[error(
+        "tree entry {} is refused by git's path rules: {rule}; the package is not built (an excludes entry for the path leaves it out)",
+        pathcheck::shown(path)
+    )]
+    UnsafePath {
+        /// Repository-relative path of the entry.
+        path: String,
+        /// The rule its name breaks.
+        rule: PathRule,
+    },
+    /// A folder deeper than git traverses ([`MAX_TREE_DEPTH`]).
+    #[error(
+        "folder {} is more than {MAX_TREE_DEPTH} levels deep (git's core.maxTreeDepth); the package is not built",
+        pathcheck::shown(path)
+    )]
+    TooDeep {
+        /// Repository-relative path of the folder.
+        path: String,
+    },
 }
 
 impl GitError {
@@ -307,7 +331,7 @@ pub fn collect_package_files(
         }
     }
     let mut walker = Walker { repo, excludes, macros, attributes, out: PackageFiles::default() };
-    walker.walk(&current, dir, "")?;
+    walker.walk(current, dir)?;
     Ok(walker.out)
 }
 
@@ -327,6 +351,20 @@ fn attributes_in(
     }
 }
 
+/// git's `core.maxTreeDepth` default: the deepest folder (in path components from the repository
+/// root) git itself traverses, and so the deepest a package may have.
+pub const MAX_TREE_DEPTH: usize = 4096;
+
+/// One folder being walked: its tree, the next entry to look at, its paths, and whether it added
+/// a `.gitattributes` file to [`Walker::attributes`].
+struct Frame<'r> {
+    tree: Tree<'r>,
+    next: usize,
+    repo_dir: String,
+    package_dir: String,
+    attributes: bool,
+}
+
 struct Walker<'a> {
     repo: &'a Repository,
     excludes: &'a [String],
@@ -336,70 +374,116 @@ struct Walker<'a> {
     out: PackageFiles,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
     fn excluded(&self, repo_path: &str) -> bool {
         self.excludes.iter().any(|e| repo_path.starts_with(e.as_str()))
     }
 
-    fn walk(&mut self, tree: &Tree<'_>, repo_dir: &str, package_dir: &str) -> Result<(), GitError> {
-        for entry in tree.iter() {
-            let name = std::str::from_utf8(entry.name_bytes()).map_err(|_| {
-                GitError::NonUtf8Path(format!("{repo_dir}/{}", String::from_utf8_lossy(entry.name_bytes())))
-            })?;
-            let repo_path = join(repo_dir, name);
-            let package_path = join(package_dir, name);
-            match entry.filemode() {
-                0o040000 => {
-                    // Every file below starts with "<folder>/", so an exclude that is a prefix of
-                    // that removes the whole folder.
-                    if self.excluded(&format!("{repo_path}/")) {
-                        continue;
-                    }
-                    let subtree =
-                        self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
-                    let pushed = match attributes_in(self.repo, &subtree, &mut self.macros, false)? {
-                        Some(file) => {
-                            self.attributes.push((repo_path.clone(), file));
-                            true
-                        }
-                        None => false,
-                    };
-                    self.walk(&subtree, &repo_path, &package_path)?;
-                    if pushed {
-                        self.attributes.pop();
-                    }
+    /// Walks the package folder depth first in tree order, with a stack of folders instead of
+    /// recursion: a hostile tree thousands of levels deep fails the package
+    /// ([`GitError::TooDeep`]) instead of overflowing the thread's stack, which would abort the
+    /// whole process.
+    fn walk(&mut self, tree: Tree<'a>, repo_dir: &str) -> Result<(), GitError> {
+        let base_depth = repo_dir.split('/').filter(|s| !s.is_empty()).count();
+        let root =
+            Frame { tree, next: 0, repo_dir: repo_dir.to_owned(), package_dir: String::new(), attributes: false };
+        let mut stack = vec![root];
+        while let Some(frame) = stack.last_mut() {
+            let Some(entry) = frame.tree.get(frame.next).map(|entry| entry.to_owned()) else {
+                if stack.pop().is_some_and(|done| done.attributes) {
+                    self.attributes.pop();
                 }
-                mode if is_regular_mode(mode) => {
-                    if self.excluded(&repo_path) || package_path == "composer.json" {
-                        continue;
-                    }
-                    let conversion = self.conversion(&repo_path);
-                    let data = blob_cache().get_or_insert_with(&(entry.id(), conversion), || {
-                        let blob =
-                            self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
-                        Ok::<Arc<[u8]>, GitError>(match gitattributes::convert(blob.content(), conversion) {
-                            Some(converted) => Arc::from(converted),
-                            None => Arc::from(blob.content()),
-                        })
-                    })?;
-                    self.out.files.push(PackageFile { path: package_path, data, executable: mode == 0o100755 });
+                continue;
+            };
+            frame.next += 1;
+            if let Some(folder) = self.entry(&entry, &frame.repo_dir, &frame.package_dir)? {
+                if base_depth + stack.len() > MAX_TREE_DEPTH {
+                    return Err(GitError::TooDeep { path: folder.repo_dir });
                 }
-                0o120000 => {
-                    if self.excluded(&repo_path) {
-                        continue;
-                    }
-                    let blob =
-                        self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
-                    let target = String::from_utf8_lossy(blob.content()).into_owned();
-                    if points_outside(repo_dir, &target) {
-                        self.out.warnings.push(format!(
-                            "symlink {repo_path} -> {target} points outside the repository; left out (symlinks are never archived)"
-                        ));
-                    }
-                }
-                // Submodules (160000) produce nothing, as in a checkout without submodules.
-                _ => {}
+                stack.push(folder);
             }
+        }
+        Ok(())
+    }
+
+    /// Takes in one tree entry; a folder to walk next is returned.
+    fn entry(
+        &mut self,
+        entry: &git2::TreeEntry<'_>,
+        repo_dir: &str,
+        package_dir: &str,
+    ) -> Result<Option<Frame<'a>>, GitError> {
+        let name = std::str::from_utf8(entry.name_bytes()).map_err(|_| {
+            GitError::NonUtf8Path(format!("{repo_dir}/{}", String::from_utf8_lossy(entry.name_bytes())))
+        })?;
+        let repo_path = join(repo_dir, name);
+        let folder = entry.filemode() == 0o040000;
+        // Every file below a folder starts with "<folder>/", so an exclude that is a prefix of
+        // that removes the whole folder.
+        let excluded = if folder { self.excluded(&format!("{repo_path}/")) } else { self.excluded(&repo_path) };
+        if excluded {
+            return Ok(None);
+        }
+        // Whatever its kind: git refuses the whole tree, and so do we (an exclude is the way to
+        // build the package without the entry, as the check comes after it).
+        pathcheck::check_name(name).map_err(|rule| GitError::UnsafePath { path: repo_path.clone(), rule })?;
+        let package_path = join(package_dir, name);
+        match entry.filemode() {
+            0o040000 => return self.folder(entry, repo_path, package_path).map(Some),
+            // The package-root composer.json is replaced by the generated one.
+            mode if is_regular_mode(mode) && package_path != "composer.json" => {
+                self.file(entry, &repo_path, package_path, mode == 0o100755)?;
+            }
+            0o120000 => self.symlink(entry, repo_dir, &repo_path)?,
+            // Submodules (160000) produce nothing, as in a checkout without submodules.
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn folder(
+        &mut self,
+        entry: &git2::TreeEntry<'_>,
+        repo_path: String,
+        package_path: String,
+    ) -> Result<Frame<'a>, GitError> {
+        let tree = self.repo.find_tree(entry.id()).map_err(git_err(format!("cannot read folder {repo_path}")))?;
+        let attributes = match attributes_in(self.repo, &tree, &mut self.macros, false)? {
+            Some(file) => {
+                self.attributes.push((repo_path.clone(), file));
+                true
+            }
+            None => false,
+        };
+        Ok(Frame { tree, next: 0, repo_dir: repo_path, package_dir: package_path, attributes })
+    }
+
+    fn file(
+        &mut self,
+        entry: &git2::TreeEntry<'_>,
+        repo_path: &str,
+        package_path: String,
+        executable: bool,
+    ) -> Result<(), GitError> {
+        let conversion = self.conversion(repo_path);
+        let data = blob_cache().get_or_insert_with(&(entry.id(), conversion), || {
+            let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
+            Ok::<Arc<[u8]>, GitError>(match gitattributes::convert(blob.content(), conversion) {
+                Some(converted) => Arc::from(converted),
+                None => Arc::from(blob.content()),
+            })
+        })?;
+        self.out.files.push(PackageFile { path: package_path, data, executable });
+        Ok(())
+    }
+
+    fn symlink(&mut self, entry: &git2::TreeEntry<'_>, repo_dir: &str, repo_path: &str) -> Result<(), GitError> {
+        let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read symlink {repo_path}")))?;
+        let target = String::from_utf8_lossy(blob.content()).into_owned();
+        if points_outside(repo_dir, &target) {
+            self.out.warnings.push(format!(
+                "symlink {repo_path} -> {target} points outside the repository; left out (symlinks are never archived)"
+            ));
         }
         Ok(())
     }
@@ -508,5 +592,43 @@ mod tests {
         let token = cache.path_for("https://gitlab.example/a/repo.git?private_token=glpat-secret");
         let name = token.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("repo-") && !name.contains("secret") && !name.contains("token"), "{name}");
+    }
+
+    /// A commit whose tree nests `depth` folders `d`, with a file at the bottom.
+    fn nested(repo: &Repository, depth: usize) -> Oid {
+        let blob = repo.blob(b"x").unwrap();
+        let mut builder = repo.treebuilder(None).unwrap();
+        builder.insert("f.txt", blob, 0o100644).unwrap();
+        let mut tree = builder.write().unwrap();
+        for _ in 0..depth {
+            let mut builder = repo.treebuilder(None).unwrap();
+            builder.insert("d", tree, 0o040000).unwrap();
+            tree = builder.write().unwrap();
+        }
+        let signature = git2::Signature::new("t", "t@example.org", &git2::Time::new(0, 0)).unwrap();
+        repo.commit(None, &signature, &signature, "deep", &repo.find_tree(tree).unwrap(), &[]).unwrap()
+    }
+
+    #[test]
+    fn trees_deeper_than_git_traverses_fail_without_exhausting_the_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let (at_limit, over_limit) = (nested(&repo, MAX_TREE_DEPTH), nested(&repo, MAX_TREE_DEPTH + 1));
+        let path = dir.path().to_owned();
+        // A small stack: the walk must not recurse per level (a stack overflow aborts the process).
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let repo = Repository::open_bare(&path).unwrap();
+                let files = collect_package_files(&repo, at_limit, "", &[]).unwrap().files;
+                let error = collect_package_files(&repo, over_limit, "", &[]).unwrap_err();
+                (files.len(), files[0].path.len(), error.to_string(), error.is_transient())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let (count, path_len, message, transient) = outcome;
+        assert_eq!((count, path_len), (1, 2 * MAX_TREE_DEPTH + "f.txt".len()));
+        assert!(message.contains("more than 4096 levels deep") && !transient, "{message}");
     }
 }

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod json;
 pub mod messages;
 pub mod metadata;
+pub mod pathcheck;
 pub mod queue;
 pub mod rules;
 pub mod s3;

@@ -126,6 +126,8 @@ pub struct Upstream {
     pub repo: Repository,
     /// Files of the next commit.
     pub files: BTreeMap<String, (Vec<u8>, Kind)>,
+    /// Entries of the next commit whose path components are raw bytes (see [`Upstream::raw_entry`]).
+    pub raw: BTreeMap<Vec<Vec<u8>>, (Vec<u8>, Kind)>,
     commits: i64,
 }
 
@@ -133,7 +135,7 @@ impl Upstream {
     /// Creates a bare repository at `path`.
     pub fn create(path: &Path) -> Upstream {
         let repo = Repository::init_bare(path).expect("init bare");
-        Upstream { repo, files: BTreeMap::new(), commits: 0 }
+        Upstream { repo, files: BTreeMap::new(), raw: BTreeMap::new(), commits: 0 }
     }
 
     /// Sets a regular file for the next commit.
@@ -145,6 +147,15 @@ impl Upstream {
     /// Sets a file of any kind for the next commit.
     pub fn entry(&mut self, path: &str, content: impl Into<Vec<u8>>, kind: Kind) -> &mut Self {
         self.files.insert(path.to_owned(), (content.into(), kind));
+        self
+    }
+
+    /// Sets an entry for the next commit at a path given as raw components: any bytes but NUL,
+    /// also `..`, `.GIT`, a `/` inside one name or an empty name, as a hostile upstream can
+    /// write them. Folders holding such a name are written as raw tree objects, since libgit2's
+    /// tree builder refuses those names (and git's fsck would).
+    pub fn raw_entry(&mut self, components: &[&[u8]], content: impl Into<Vec<u8>>, kind: Kind) -> &mut Self {
+        self.raw.insert(components.iter().map(|c| c.to_vec()).collect(), (content.into(), kind));
         self
     }
 
@@ -177,39 +188,78 @@ impl Upstream {
     }
 
     fn write_tree(&self) -> Oid {
-        #[derive(Default)]
-        struct Dir {
-            files: BTreeMap<String, (Oid, i32)>,
-            dirs: BTreeMap<String, Dir>,
-        }
-        let mut root = Dir::default();
-        for (path, (content, kind)) in &self.files {
+        let mut root = TreeDir::default();
+        let raw = self.raw.iter().map(|(components, entry)| (components.clone(), entry, true));
+        let plain = self.files.iter().map(|(path, entry)| {
+            (path.split('/').map(|part| part.as_bytes().to_vec()).collect::<Vec<_>>(), entry, false)
+        });
+        for (mut parts, (content, kind), is_raw) in plain.chain(raw) {
             let blob = self.repo.blob(content).expect("blob");
             let mode = match kind {
                 Kind::File => 0o100644,
                 Kind::Executable => 0o100755,
                 Kind::Symlink => 0o120000,
             };
-            let mut parts: Vec<&str> = path.split('/').collect();
             let name = parts.pop().expect("non-empty path");
             let mut dir = &mut root;
             for part in parts {
-                dir = dir.dirs.entry(part.to_owned()).or_default();
+                dir.raw |= is_raw;
+                dir = dir.dirs.entry(part).or_default();
             }
-            dir.files.insert(name.to_owned(), (blob, mode));
+            dir.raw |= is_raw;
+            dir.files.insert(name, (blob, mode));
         }
-        fn write(repo: &Repository, dir: &Dir) -> Oid {
-            let mut builder = repo.treebuilder(None).expect("treebuilder");
-            for (name, sub) in &dir.dirs {
-                builder.insert(name, write(repo, sub), 0o040000).expect("insert tree");
-            }
-            for (name, (oid, mode)) in &dir.files {
-                builder.insert(name, *oid, *mode).expect("insert blob");
-            }
-            builder.write().expect("write tree")
-        }
-        write(&self.repo, &root)
+        root.write(&self.repo)
     }
+}
+
+/// A folder of the next commit's tree.
+#[derive(Default)]
+struct TreeDir {
+    files: BTreeMap<Vec<u8>, (Oid, i32)>,
+    dirs: BTreeMap<Vec<u8>, TreeDir>,
+    /// Holds (or leads to) a raw entry: written as a raw tree object when it holds one itself.
+    raw: bool,
+}
+
+impl TreeDir {
+    fn write(&self, repo: &Repository) -> Oid {
+        let subtrees: Vec<(&Vec<u8>, Oid)> = self.dirs.iter().map(|(name, sub)| (name, sub.write(repo))).collect();
+        let all_plain =
+            self.files.keys().chain(self.dirs.keys()).all(|name| std::str::from_utf8(name).is_ok_and(git2_accepts));
+        if !self.raw || all_plain {
+            let mut builder = repo.treebuilder(None).expect("treebuilder");
+            for (name, oid) in &subtrees {
+                builder.insert(std::str::from_utf8(name).expect("UTF-8"), *oid, 0o040000).expect("insert tree");
+            }
+            for (name, (oid, mode)) in &self.files {
+                builder.insert(std::str::from_utf8(name).expect("UTF-8"), *oid, *mode).expect("insert blob");
+            }
+            return builder.write().expect("write tree");
+        }
+        // git's tree order: names as bytes, a folder's name as if followed by '/'.
+        let mut entries: Vec<(Vec<u8>, &[u8], i32, Oid)> = Vec::new();
+        for (name, oid) in subtrees {
+            entries.push(([name.as_slice(), b"/"].concat(), name, 0o040000, oid));
+        }
+        for (name, (oid, mode)) in &self.files {
+            entries.push((name.clone(), name, *mode, *oid));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut bytes = Vec::new();
+        for (_, name, mode, oid) in entries {
+            bytes.extend_from_slice(format!("{mode:o} ").as_bytes());
+            bytes.extend_from_slice(name);
+            bytes.push(0);
+            bytes.extend_from_slice(oid.as_bytes());
+        }
+        repo.odb().expect("odb").write(git2::ObjectType::Tree, &bytes).expect("write raw tree")
+    }
+}
+
+/// Whether libgit2's tree builder takes `name` (it refuses what git's path rules refuse).
+fn git2_accepts(name: &str) -> bool {
+    shared::pathcheck::check_name(name).is_ok()
 }
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
@@ -260,6 +310,29 @@ pub fn require_tool(name: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("`{name}` is not installed: run scripts/test-setup.sh (installs php-cli and composer from Debian)")
     })
+}
+
+/// `unzip -t` of an archive (integrity of every entry and the central directory).
+pub fn unzip_test(zip: &Path) -> Output {
+    Command::new(require_tool("unzip")).arg("-t").arg(zip).output().expect("unzip runs")
+}
+
+/// Extracts an archive with PHP's `ZipArchive::extractTo` (what Composer falls back to without
+/// `unzip`) into `target`; fails when PHP cannot open the archive or extract an entry.
+pub fn php_extract(zip: &Path, target: &Path) -> Output {
+    const SCRIPT: &str = r#"
+        $zip = new ZipArchive();
+        $opened = $zip->open($argv[1], ZipArchive::CHECKCONS);
+        if ($opened !== true) { fwrite(STDERR, "cannot open: error $opened\n"); exit(2); }
+        if (!$zip->extractTo($argv[2])) { fwrite(STDERR, "extractTo failed: " . $zip->getStatusString() . "\n"); exit(3); }
+        echo $zip->numFiles, "\n";
+    "#;
+    Command::new(require_tool("php"))
+        .args(["-d", "display_errors=stderr", "-r", SCRIPT, "--"])
+        .arg(zip)
+        .arg(target)
+        .output()
+        .expect("php runs")
 }
 
 /// Runs the real Composer client in `project` with a fresh home and cache, packagist.org off.

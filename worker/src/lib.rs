@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use git2::Oid;
-use shared::archive::{ArchiveBuilder, ArchiveDigest, EXECUTABLE_MODE, FILE_MODE, PackageItem};
+use shared::archive::{ArchiveBuilder, ArchiveDigest, ArchiveError, EXECUTABLE_MODE, FILE_MODE, PackageItem};
 use shared::git::{self, GitCache, GitError};
 use shared::messages::{BuildJob, BuildResult, Content, Outcome, SCHEMA_VERSION};
 use shared::queue::{JobReceiver, ResultPublisher};
@@ -27,9 +27,13 @@ pub enum JobError {
     /// The commit id in the job is malformed.
     #[error("invalid commit id '{0}'")]
     BadCommit(String),
-    /// Writing the temporary archive failed.
+    /// Preparing the temporary archive file failed.
     #[error("cannot write archive: {0}")]
     Write(#[source] std::io::Error),
+    /// The archive cannot be written: a name git's path rules refuse or a zip format limit
+    /// (permanent), or an I/O error while writing (transient).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     /// Storing the archive failed or was refused.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -40,11 +44,13 @@ pub enum JobError {
 
 impl JobError {
     /// Whether another try later may succeed: fetch failures, storage unreachable, local I/O.
-    /// Anything else (bad commit, missing folder, drift) fails the same way every time.
+    /// Anything else (bad commit, missing folder, a tree entry git refuses, a zip limit, drift)
+    /// fails the same way every time.
     pub fn is_transient(&self) -> bool {
         match self {
             JobError::Git(error) => error.is_transient(),
             JobError::Storage(error) => error.is_transient(),
+            JobError::Archive(error) => error.is_transient(),
             JobError::Write(_) => true,
             JobError::BadCommit(_) | JobError::Task(_) => false,
         }
@@ -108,10 +114,12 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
     for file in &job.files {
         builder.add_file(&file.path, Arc::from(file.text.as_bytes()), FILE_MODE);
     }
+    // Names and zip limits are checked before the temp file exists: a package that breaks one
+    // leaves nothing behind.
+    let checked = builder.check()?;
     std::fs::create_dir_all(scratch).map_err(JobError::Write)?;
     let temp = tempfile::NamedTempFile::new_in(scratch).map_err(JobError::Write)?;
-    let digest =
-        builder.write_to(std::io::BufWriter::with_capacity(1 << 20, temp.as_file())).map_err(JobError::Write)?;
+    let digest = checked.write_to(std::io::BufWriter::with_capacity(1 << 20, temp.as_file()))?;
     Ok(BuiltArchive { file: temp.into_temp_path(), digest, warnings })
 }
 
@@ -197,4 +205,21 @@ pub async fn run_in_process<S: Storage>(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::pathcheck::PathRule;
+
+    use super::*;
+
+    #[test]
+    fn refused_names_and_zip_limits_are_permanent() {
+        let refused = JobError::Git(GitError::UnsafePath { path: "a/.GIT".to_owned(), rule: PathRule::DotGit });
+        assert!(!refused.is_transient());
+        assert!(!JobError::Archive(ArchiveError::TooManyEntries { count: 70_000 }).is_transient());
+        let name = ArchiveError::NameTooLong { name: "'a'".to_owned(), bytes: 70_000, limit: 65_535 };
+        assert!(!JobError::Archive(name).is_transient());
+        assert!(JobError::Archive(ArchiveError::Io(std::io::Error::other("disk full"))).is_transient());
+    }
 }

@@ -2,6 +2,7 @@
 
 mod additional;
 mod adopt;
+mod archive_limits;
 mod attributes;
 mod bad_input;
 mod composer_install;
@@ -9,5 +10,6 @@ mod determinism;
 mod distributions;
 mod hostile_names;
 mod hostile_source;
+mod hostile_trees;
 mod parity;
 mod tidy;
