@@ -1,32 +1,56 @@
-//! The HTTP endpoint of `coordinator serve` (axum): webhooks (`/hooks/github`, `/hooks/gitlab`,
-//! `/hooks/trigger`), health (`/healthz`, `/readyz`), `/metrics`, and the status (`/status` as
-//! JSON, `/` as an HTML page).
+//! The HTTP endpoint of `coordinator serve` (axum on hyper's HTTP/1 connections): webhooks
+//! (`/hooks/github`, `/hooks/gitlab`, `/hooks/trigger`), health (`/healthz`, `/readyz`),
+//! `/metrics`, and the status (`/status` as JSON, `/` as an HTML page).
 //!
 //! A webhook is checked in this order: body size (413), content type (415), authenticity (401),
 //! replay (409), payload (400); then it is accepted (202) or ignored with the reason (202).
+//!
+//! The accept loop is our own so that every connection is bounded: at most `max_connections` are
+//! open (the rest wait in the kernel's accept queue, holding no descriptor of ours), a request's
+//! headers get `header_timeout`, and a kept-alive connection waits `idle_timeout` for its next
+//! request.
 
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use shared::config::ServeConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::build::Farm;
 use crate::hooks::{self, Decision};
-use shared::config::Secret;
 use crate::metrics::{HookLabels, Metrics};
 use crate::serve::Triggers;
 use crate::status::{StatusBoard, render_html};
+use shared::config::Secret;
 
 /// Deliveries remembered for replay detection.
 const REMEMBERED_DELIVERIES: usize = 10_000;
+
+/// Largest read buffer of a connection: bounds the headers (larger: 431) and the body bytes a
+/// connection holds before the handler takes them.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// What the handlers share.
 pub struct AppState {
@@ -53,7 +77,14 @@ impl AppState {
         triggers: Triggers,
         stopping: CancellationToken,
     ) -> AppState {
-        AppState { farm, status, metrics, triggers, stopping, seen: quick_cache::sync::Cache::new(REMEMBERED_DELIVERIES) }
+        AppState {
+            farm,
+            status,
+            metrics,
+            triggers,
+            stopping,
+            seen: quick_cache::sync::Cache::new(REMEMBERED_DELIVERIES),
+        }
     }
 }
 
@@ -84,10 +115,7 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        app.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], app.metrics.encode())
         .into_response()
 }
 
@@ -314,4 +342,262 @@ async fn trigger(
     }
     info!(?upstreams, "build triggered");
     answer(&app, SOURCE, StatusCode::ACCEPTED, json!({ "status": "accepted", "upstreams": upstreams }))
+}
+
+/// Serves `router` on `listener` until `stopping`; then closes the connections that are between
+/// requests, lets those in a request finish it, and returns once all are closed.
+pub async fn serve(listener: TcpListener, router: Router, config: &ServeConfig, stopping: CancellationToken) {
+    let timeouts = Timeouts { header: config.header_timeout, idle: config.idle_timeout };
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        // A slot before accepting: connections beyond the limit stay in the kernel's accept
+        // queue, where they hold no descriptor of this process, and are taken in arrival order.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = stopping.cancelled() => break,
+        };
+        let Some(stream) = accept(&listener, &stopping).await else { break };
+        tokio::spawn(connection(stream, router.clone(), timeouts, stopping.clone(), slot));
+    }
+    drop(listener);
+    // Every connection holds its slot until it is closed.
+    let all = u32::try_from(config.max_connections).expect("serve.max_connections is validated");
+    let _closed = slots.acquire_many(all).await;
+}
+
+/// The next connection; None once stopping.
+async fn accept(listener: &TcpListener, stopping: &CancellationToken) -> Option<TcpStream> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopping.cancelled() => return None,
+        };
+        match accepted {
+            Ok((stream, _)) => return Some(stream),
+            Err(error) => {
+                // Out of descriptors, or reset while queued: try again shortly rather than spin.
+                warn!(%error, "cannot accept a connection");
+                if !shared::amqp::sleep_unless_stopped(Duration::from_millis(100), stopping).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+}
+
+/// Where a connection is, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Receiving a request's headers: since the connection was accepted, or since the first byte
+    /// of the next request on a kept-alive connection.
+    Head,
+    /// A request is being handled (a webhook's body has its own timeout there).
+    Busy,
+    /// Kept alive after an answer, waiting for the next request.
+    Idle,
+}
+
+/// A connection's phase and since when, shared by its reads, its service and its watchdog.
+struct Clock {
+    state: Mutex<(Phase, Instant)>,
+    changed: Notify,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { state: Mutex::new((Phase::Head, Instant::now())), changed: Notify::new() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (Phase, Instant)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn enter(&self, phase: Phase) {
+        *self.state() = (phase, Instant::now());
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: on an idle connection, the next request's headers have begun.
+    fn bytes_read(&self) {
+        let mut state = self.state();
+        if state.0 == Phase::Idle {
+            *state = (Phase::Head, Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        self.state().0
+    }
+
+    /// When the connection is closed unless its phase changes first; None while a request is
+    /// handled.
+    fn deadline(&self, timeouts: Timeouts) -> Option<Instant> {
+        let (phase, since) = *self.state();
+        match phase {
+            Phase::Head => Some(since + timeouts.header),
+            Phase::Idle => Some(since + timeouts.idle),
+            Phase::Busy => None,
+        }
+    }
+}
+
+/// One connection: hyper's HTTP/1 state machine, closed at its clock's deadline, or at shutdown
+/// (between requests at once, in a request once it is answered).
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    timeouts: Timeouts,
+    stopping: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let clock = Arc::new(Clock::new());
+    let io = TokioIo::new(Watched { stream, clock: Arc::clone(&clock) });
+    let service = Tracked { router: TowerToHyperService::new(router), clock: Arc::clone(&clock) };
+    let mut builder = http1::Builder::new();
+    // The clock times headers: hyper's own timer would also cut kept-alive connections at the
+    // header timeout.
+    builder.header_read_timeout(Option::<Duration>::None).max_buf_size(READ_BUFFER);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut stopped = false;
+    loop {
+        let deadline = clock.deadline(timeouts);
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(error) = served {
+                    debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            () = sleep_until(deadline) => {
+                if clock.deadline(timeouts).is_some_and(|at| at <= Instant::now()) {
+                    debug!(phase = ?clock.phase(), "connection timed out; closed");
+                    return;
+                }
+            }
+            () = clock.changed.notified() => {}
+            () = stopping.cancelled(), if !stopped => {
+                stopped = true;
+                if clock.phase() != Phase::Busy {
+                    return;
+                }
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The TCP stream, telling the clock when bytes arrive.
+struct Watched {
+    stream: TcpStream,
+    clock: Arc<Clock>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.clock.bytes_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The router as hyper's service, marking the connection busy while a request is handled.
+struct Tracked {
+    router: TowerToHyperService<Router>,
+    clock: Arc<Clock>,
+}
+
+type Answering = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answering;
+
+    fn call(&self, request: Request<Incoming>) -> Answering {
+        self.clock.enter(Phase::Busy);
+        let answered = Answered(Arc::clone(&self.clock));
+        let response = self.router.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(answered);
+            response
+        })
+    }
+}
+
+/// Puts the connection back to idle once its request is answered (or dropped unanswered).
+struct Answered(Arc<Clock>);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.0.enter(Phase::Idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_times_headers_and_idle_waits() {
+        let timeouts = Timeouts { header: Duration::from_secs(10), idle: Duration::from_secs(60) };
+        let clock = Clock::new();
+        let head = clock.deadline(timeouts).unwrap();
+        clock.bytes_read();
+        assert_eq!(clock.deadline(timeouts), Some(head), "bytes of the first head do not extend it");
+        clock.enter(Phase::Busy);
+        assert_eq!(clock.deadline(timeouts), None);
+        clock.enter(Phase::Idle);
+        let idle = clock.deadline(timeouts).unwrap();
+        assert!(idle >= head + Duration::from_secs(50));
+        clock.bytes_read();
+        assert_eq!(clock.phase(), Phase::Head);
+        assert!(clock.deadline(timeouts).unwrap() < idle);
+    }
 }
