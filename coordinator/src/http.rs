@@ -172,14 +172,14 @@ fn require_json(app: &AppState, source: &str, headers: &HeaderMap) -> Result<(),
 
 /// Bytes of webhook bodies held in memory at once, over all requests (`serve.max_body_memory`).
 #[derive(Debug)]
-pub struct BodyBudget {
+struct BodyBudget {
     limit: usize,
     used: AtomicUsize,
 }
 
 impl BodyBudget {
     /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> BodyBudget {
+    fn new(limit: usize) -> BodyBudget {
         BodyBudget { limit, used: AtomicUsize::new(0) }
     }
 
