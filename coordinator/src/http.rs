@@ -10,8 +10,8 @@
 //!
 //! The accept loop is our own so that every connection is bounded: at most `max_connections` are
 //! open (the rest wait in the kernel's accept queue, holding no descriptor of ours), a request's
-//! headers get `header_timeout`, a kept-alive connection waits `idle_timeout` for its next request,
-//! and the webhook bodies held in memory add up to at most `max_body_memory`.
+//! head gets `header_timeout` and 32 KiB, a kept-alive connection waits `idle_timeout` for its next
+//! request, and the webhook bodies held in memory add up to at most `max_body_memory`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -51,8 +51,12 @@ use crate::status::{StatusBoard, render_html};
 /// Deliveries remembered for replay detection.
 const REMEMBERED_DELIVERIES: usize = 10_000;
 
-/// Largest read buffer of a connection: bounds the headers (larger: 431) and the body bytes a
-/// connection holds before the handler takes them.
+/// Largest request head (request line and headers; larger: 431). Forge deliveries and probes
+/// send a few KiB; browsers opening the status page may bring cookies.
+const MAX_HEAD: usize = 32 * 1024;
+
+/// Largest read buffer of a connection: bounds the body bytes a connection holds before the
+/// handler takes them.
 const READ_BUFFER: usize = 64 * 1024;
 
 /// What the handlers share.
@@ -635,7 +639,7 @@ async fn connection(
     let mut builder = http1::Builder::new();
     // The clock times headers: hyper's own timer would also cut kept-alive connections at the
     // header timeout.
-    builder.header_read_timeout(Option::<Duration>::None).max_buf_size(READ_BUFFER);
+    builder.header_read_timeout(Option::<Duration>::None).max_header_size(MAX_HEAD).max_buf_size(READ_BUFFER);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut stopped = false;

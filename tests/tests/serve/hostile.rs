@@ -186,6 +186,12 @@ fn credentials_are_checked_before_the_body_and_bodies_share_a_budget() {
         stream.write_all(&post_head(path, headers, 60_000)).expect("send");
         assert_eq!(answer(&mut stream), Some(401), "{path} {headers:?}");
     }
+    // A request head over 32 KiB: 431 (exactly 32 KiB and unfinished, so all of it was read).
+    let mut stream = connect(port);
+    let mut head = b"GET /healthz HTTP/1.1\r\nhost: farm\r\nx-big: ".to_vec();
+    head.resize(32 * 1024, b'a');
+    stream.write_all(&head).expect("send");
+    assert_eq!(answer(&mut stream), Some(431));
     // A declared length over max_body: 413, also unread.
     let forged = sign("not-the-secret", b"{}");
     let mut headers = JSON_PUSH.to_vec();
