@@ -1,6 +1,7 @@
-//! Webhook checks and payloads: GitHub's `X-Hub-Signature-256`, GitLab's `X-Gitlab-Token`, the
-//! bearer token of the generic trigger (all compared in constant time), the push payloads, and
-//! which upstreams a push concerns.
+//! Webhook checks and payloads: GitHub's `X-Hub-Signature-256` (computed as the body arrives),
+//! GitLab's `X-Gitlab-Token`, the bearer token of the generic trigger (all compared in constant
+//! time; tokens are headers, checked before any body byte is read), the push payloads, and which
+//! upstreams a push concerns.
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -21,16 +22,45 @@ pub enum AuthError {
     Mismatch(&'static str),
 }
 
-/// Checks GitHub's `X-Hub-Signature-256: sha256=<hex>` (HMAC-SHA256 of the raw body).
-pub fn verify_github(secret: &Secret, header: Option<&str>, body: &[u8]) -> Result<(), AuthError> {
+/// GitHub's `X-Hub-Signature-256: sha256=<hex>` (HMAC-SHA256 of the raw body), checked as the
+/// body arrives: the header is read before any body byte, the body is fed chunk by chunk.
+pub struct BodySignature {
+    mac: Hmac<sha2::Sha256>,
+    expected: Vec<u8>,
+}
+
+impl BodySignature {
     const NAME: &str = "X-Hub-Signature-256";
-    let header = header.ok_or(AuthError::Missing(NAME))?;
-    let hex_digest = header.strip_prefix("sha256=").ok_or(AuthError::Malformed(NAME))?;
-    let signature = hex::decode(hex_digest).map_err(|_| AuthError::Malformed(NAME))?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length");
-    mac.update(body);
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&signature).map_err(|_| AuthError::Mismatch(NAME))
+
+    /// Reads the header: missing or malformed is refused before the body is read.
+    pub fn github(secret: &Secret, header: Option<&str>) -> Result<BodySignature, AuthError> {
+        let header = header.ok_or(AuthError::Missing(Self::NAME))?;
+        let hex_digest = header.strip_prefix("sha256=").ok_or(AuthError::Malformed(Self::NAME))?;
+        let expected = hex::decode(hex_digest).map_err(|_| AuthError::Malformed(Self::NAME))?;
+        if expected.len() != 32 {
+            return Err(AuthError::Malformed(Self::NAME));
+        }
+        let mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length");
+        Ok(BodySignature { mac, expected })
+    }
+
+    /// Feeds the next piece of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.mac.update(chunk);
+    }
+
+    /// After the last piece: does the signature match?
+    pub fn verify(self) -> Result<(), AuthError> {
+        // `verify_slice` compares in constant time.
+        self.mac.verify_slice(&self.expected).map_err(|_| AuthError::Mismatch(Self::NAME))
+    }
+}
+
+/// Checks GitHub's `X-Hub-Signature-256` over a whole body.
+pub fn verify_github(secret: &Secret, header: Option<&str>, body: &[u8]) -> Result<(), AuthError> {
+    let mut signature = BodySignature::github(secret, header)?;
+    signature.update(body);
+    signature.verify()
 }
 
 /// Compares a presented token with the secret in constant time.
@@ -43,10 +73,8 @@ pub fn verify_token(secret: &Secret, presented: Option<&str>, name: &'static str
 pub fn verify_bearer(secret: &Secret, authorization: Option<&str>) -> Result<(), AuthError> {
     const NAME: &str = "bearer token";
     let header = authorization.ok_or(AuthError::Missing(NAME))?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .ok_or(AuthError::Malformed(NAME))?;
+    let token =
+        header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).ok_or(AuthError::Malformed(NAME))?;
     verify_token(secret, Some(token.trim()), NAME)
 }
 
@@ -118,8 +146,7 @@ pub enum Decision {
 /// their configured branches.
 pub fn decide(upstreams: &[UpstreamConfig], push: &Push) -> Decision {
     let repository = push.repository.trim_matches('/').to_lowercase();
-    let matching: Vec<&UpstreamConfig> =
-        upstreams.iter().filter(|u| u.hook_names().contains(&repository)).collect();
+    let matching: Vec<&UpstreamConfig> = upstreams.iter().filter(|u| u.hook_names().contains(&repository)).collect();
     if matching.is_empty() {
         return Decision::Ignore(format!("no upstream is configured for repository '{}'", push.repository));
     }
@@ -160,6 +187,23 @@ mod tests {
         assert_eq!(verify_github(&secret, Some("sha256=zz"), body), Err(AuthError::Malformed("X-Hub-Signature-256")));
         assert_eq!(verify_github(&secret, Some(documented), body), Err(AuthError::Mismatch("X-Hub-Signature-256")));
         assert!(verify_github(&Secret::from("other"), Some(documented), b"Hello, World!").is_err());
+        assert_eq!(verify_github(&secret, Some("sha256=00ff"), body), Err(AuthError::Malformed("X-Hub-Signature-256")));
+    }
+
+    #[test]
+    fn github_signatures_streamed() {
+        let secret = Secret::from("It's a Secret to Everybody");
+        let documented = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        for split in 0..=13 {
+            let mut signature = BodySignature::github(&secret, Some(documented)).unwrap();
+            let (head, tail) = b"Hello, World!".split_at(split);
+            signature.update(head);
+            signature.update(tail);
+            assert_eq!(signature.verify(), Ok(()), "split at {split}");
+        }
+        let mut signature = BodySignature::github(&secret, Some(documented)).unwrap();
+        signature.update(b"Hello, World");
+        assert_eq!(signature.verify(), Err(AuthError::Mismatch("X-Hub-Signature-256")));
     }
 
     #[test]
@@ -200,7 +244,10 @@ mod tests {
             decide(&upstreams, &push("mage-os/mirror-inventory", "refs/tags/1.2.3")),
             Decision::Build(vec!["inventory".into()])
         );
-        assert!(matches!(decide(&upstreams, &push("mage-os/mirror-inventory", "refs/heads/main")), Decision::Ignore(_)));
+        assert!(matches!(
+            decide(&upstreams, &push("mage-os/mirror-inventory", "refs/heads/main")),
+            Decision::Ignore(_)
+        ));
         assert!(matches!(decide(&upstreams, &push("someone/else", "refs/tags/1.0.0")), Decision::Ignore(_)));
     }
 

@@ -60,15 +60,26 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     // Another coordinator may still hold the bucket (a rolling restart, or one killed less than
     // the lock's expiry ago): wait for it rather than exit.
     let farm = loop {
-        let opened =
-            Farm::open(config.clone(), &options.out, Arc::clone(&metrics), stopping.clone(), config.serve.shutdown_grace)
-                .await;
+        let opened = Farm::open(
+            config.clone(),
+            &options.out,
+            Arc::clone(&metrics),
+            stopping.clone(),
+            config.serve.shutdown_grace,
+        )
+        .await;
         match opened {
             Ok(farm) => break Arc::new(farm),
             Err(error)
-                if matches!(error.downcast_ref::<shared::storage::StorageError>(), Some(shared::storage::StorageError::Locked(_))) =>
+                if matches!(
+                    error.downcast_ref::<shared::storage::StorageError>(),
+                    Some(shared::storage::StorageError::Locked(_))
+                ) =>
             {
-                warn!(error = format!("{error:#}"), "the storage is locked by another coordinator; trying again in 15s");
+                warn!(
+                    error = format!("{error:#}"),
+                    "the storage is locked by another coordinator; trying again in 15s"
+                );
                 if !shared::amqp::sleep_unless_stopped(Duration::from_secs(15), &stopping).await {
                     return Ok(());
                 }
@@ -126,9 +137,9 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         stopping.clone(),
     ));
     info!(%address, mode, upstreams = config.upstreams.len(), "serving");
-    let server = axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(stopping.clone().cancelled_owned());
-    // The server returns once stopping: no new hooks; then running builds wind down.
-    server.await.context("HTTP server failed")?;
+    // The server returns once stopping and its open connections are closed: no new hooks; then
+    // running builds wind down.
+    crate::http::serve(listener, crate::http::router(state), &config.serve, stopping.clone()).await;
     info!("no longer accepting hooks; finishing builds in flight");
     while let Some(joined) = tasks.join_next().await {
         if let Err(error) = joined {
@@ -279,8 +290,11 @@ impl Poller {
         if record.rules != rules {
             return Ok(Some("the rules or the program changed".to_owned()));
         }
-        let new_or_moved: Vec<&String> =
-            refs.iter().filter(|(name, commit)| record.refs.get(*name) != Some(*commit)).map(|(name, _)| name).collect();
+        let new_or_moved: Vec<&String> = refs
+            .iter()
+            .filter(|(name, commit)| record.refs.get(*name) != Some(*commit))
+            .map(|(name, _)| name)
+            .collect();
         if let Some(first) = new_or_moved.first() {
             return Ok(Some(format!("{} new or moved ref(s), e.g. {first}", new_or_moved.len())));
         }
@@ -304,8 +318,9 @@ async fn sample_queue_depth(queue: shared::config::QueueConfig, metrics: Arc<Met
                 // channel: one channel per queue.
                 let Ok(channel) = connection.create_channel().await else { break };
                 let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-                if let Ok(declared) =
-                    channel.queue_declare(queue_name.as_str().into(), passive, lapin::types::FieldTable::default()).await
+                if let Ok(declared) = channel
+                    .queue_declare(queue_name.as_str().into(), passive, lapin::types::FieldTable::default())
+                    .await
                 {
                     let label = QueueLabel { queue: queue_name.clone() };
                     metrics.queue_depth.get_or_create(&label).set(i64::from(declared.message_count()));

@@ -231,6 +231,23 @@ pub struct ServeConfig {
     /// Largest webhook body accepted, in bytes (larger: 413).
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    /// Time a client has to send a request's headers, counted from the accepted connection or
+    /// from the first byte of a kept-alive connection's next request (then closed unanswered).
+    #[serde(default = "default_header_timeout", with = "duration")]
+    pub header_timeout: Duration,
+    /// Time a client has to send a webhook's whole body once its headers passed (then 408).
+    #[serde(default = "default_body_timeout", with = "duration")]
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[serde(default = "default_idle_timeout", with = "duration")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; further ones wait in the kernel's accept queue, unaccepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Bytes of webhook bodies held in memory at once, over all requests; a body that would
+    /// exceed it is refused with 503 before it is read.
+    #[serde(default = "default_max_body_memory")]
+    pub max_body_memory: usize,
     /// Secret of GitHub webhooks (`X-Hub-Signature-256`); absent turns `/hooks/github` off.
     #[serde(default)]
     pub github_secret: Option<Secret>,
@@ -250,6 +267,11 @@ impl Default for ServeConfig {
             coalesce: default_coalesce(),
             shutdown_grace: default_shutdown_grace(),
             max_body: default_max_body(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_body_memory: default_max_body_memory(),
             github_secret: None,
             gitlab_token: None,
             trigger_token: None,
@@ -271,6 +293,62 @@ fn default_shutdown_grace() -> Duration {
 }
 fn default_max_body() -> usize {
     5 * 1024 * 1024
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_max_body_memory() -> usize {
+    64 * 1024 * 1024
+}
+
+/// Most connections `serve.max_connections` may allow (each is a file descriptor).
+pub const MAX_CONNECTIONS: usize = 65_536;
+
+impl ServeConfig {
+    /// Checks values: secrets long enough, an address to listen on, limits that can be met.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(format!("serve.{message}")));
+        for (name, secret) in [
+            ("github_secret", &self.github_secret),
+            ("gitlab_token", &self.gitlab_token),
+            ("trigger_token", &self.trigger_token),
+        ] {
+            if secret.as_ref().is_some_and(|s| s.expose().len() < 8) {
+                return invalid(format!("{name} is shorter than 8 characters; leave it out to turn the hook off"));
+            }
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(format!("listen must be an address like 127.0.0.1:8080, got '{}'", self.listen));
+        }
+        for (name, timeout) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if timeout.is_zero() {
+                return invalid(format!("{name} must be longer than 0s"));
+            }
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return invalid(format!("max_connections must be 1 to {MAX_CONNECTIONS}, got {}", self.max_connections));
+        }
+        if self.max_body > self.max_body_memory {
+            return invalid(format!(
+                "max_body ({}) is larger than max_body_memory ({}): no body of that size could ever be read",
+                self.max_body, self.max_body_memory
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a `worker` process reads: the same file (or environment) as the coordinator, but only
@@ -926,23 +1004,7 @@ impl FarmConfig {
             queue.validate()?;
         }
         self.storage.validate()?;
-        for (name, secret) in [
-            ("github_secret", &self.serve.github_secret),
-            ("gitlab_token", &self.serve.gitlab_token),
-            ("trigger_token", &self.serve.trigger_token),
-        ] {
-            if secret.as_ref().is_some_and(|s| s.expose().len() < 8) {
-                return invalid(format!(
-                    "serve.{name} is shorter than 8 characters; leave it out to turn the hook off"
-                ));
-            }
-        }
-        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
-            return invalid(format!(
-                "serve.listen must be an address like 127.0.0.1:8080, got '{}'",
-                self.serve.listen
-            ));
-        }
+        self.serve.validate()?;
         let mut keys = std::collections::HashSet::new();
         for upstream in &self.upstreams {
             check_upstream_key(&upstream.key)?;
@@ -1322,5 +1384,27 @@ actions = [
         assert_eq!(upstream("/x", "webhook_names = [\"Group/Sub/Repo\"]").hook_names(), ["group/sub/repo"]);
         let secret = Secret::from("s3cr3t");
         assert_eq!(format!("{secret:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn serve_limits_default_and_are_checked() {
+        let base = "[repository]\nbase_url = \"https://x/\"\n[serve]\n";
+        let serve = FarmConfig::from_toml(base).unwrap().serve;
+        assert_eq!(serve.header_timeout, Duration::from_secs(10));
+        assert_eq!(serve.body_timeout, Duration::from_secs(30));
+        assert_eq!(serve.idle_timeout, Duration::from_secs(60));
+        assert_eq!((serve.max_connections, serve.max_body_memory), (256, 64 << 20));
+        let set = FarmConfig::from_toml(&format!("{base}header_timeout = \"2s\"\nmax_connections = 16\n")).unwrap();
+        assert_eq!((set.serve.header_timeout, set.serve.max_connections), (Duration::from_secs(2), 16));
+        for (line, expected) in [
+            ("idle_timeout = \"0s\"", "serve.idle_timeout must be longer than 0s"),
+            ("max_connections = 0", "serve.max_connections must be 1 to 65536"),
+            ("max_body_memory = 1024", "serve.max_body (5242880) is larger than max_body_memory (1024)"),
+            ("gitlab_token = \"short\"", "serve.gitlab_token is shorter than 8 characters"),
+            ("listen = \"localhost\"", "serve.listen must be an address"),
+        ] {
+            let error = FarmConfig::from_toml(&format!("{base}{line}\n")).unwrap_err().to_string();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
     }
 }

@@ -273,6 +273,11 @@ impl Process {
         Process { child, name: name.to_owned(), lines }
     }
 
+    /// The process id (to read `/proc/<pid>/...`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()

@@ -3,6 +3,7 @@
 //! (in-process workers, local folder) except in `distributed`, which goes through RabbitMQ and S3.
 
 mod distributed;
+mod hostile;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,11 +27,21 @@ struct Settings {
     workers: usize,
     /// A root package (the rest of the repository, modules excluded), as magento2-base.
     base: bool,
+    /// The `[serve]` limits: `max_body` and any other keys, one per line.
+    limits: &'static str,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { poll_interval: "0s", coalesce: "1s", modules: 3, filler: 10, workers: 2, base: true }
+        Settings {
+            poll_interval: "0s",
+            coalesce: "1s",
+            modules: 3,
+            filler: 10,
+            workers: 2,
+            base: true,
+            limits: "max_body = 65536",
+        }
     }
 }
 
@@ -81,7 +92,7 @@ listen = "127.0.0.1:{port}"
 poll_interval = "{poll}"
 coalesce = "{coalesce}"
 shutdown_grace = "0s"
-max_body = 65536
+{limits}
 github_secret = "{GITHUB_SECRET}"
 gitlab_token = "{GITLAB_TOKEN}"
 trigger_token = "{TRIGGER_TOKEN}"
@@ -104,6 +115,7 @@ dir = "app/code/Acme"
             cache = dir.path().join("cache").display(),
             poll = settings.poll_interval,
             coalesce = settings.coalesce,
+            limits = settings.limits,
             repo = repo_path.display(),
         );
         std::fs::write(&config, text).expect("write config");
@@ -181,7 +193,8 @@ dir = "app/code/Acme"
     /// A GitHub push delivery, signed with `secret` over `signed_body` (the body itself if None).
     fn github(&self, event: &str, delivery: &str, body: &[u8], secret: Option<&str>) -> (u16, Value) {
         let signature = secret.map(|secret| sign(secret, body));
-        let mut headers = vec![("content-type", "application/json"), ("x-github-event", event), ("x-github-delivery", delivery)];
+        let mut headers =
+            vec![("content-type", "application/json"), ("x-github-event", event), ("x-github-delivery", delivery)];
         if let Some(signature) = &signature {
             headers.push(("x-hub-signature-256", signature));
         }
@@ -211,7 +224,7 @@ dir = "app/code/Acme"
         (report, built)
     }
 
-        fn manifest(&self) -> Value {
+    fn manifest(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).expect("manifest")).expect("json")
     }
 }
@@ -226,7 +239,8 @@ impl Drop for Served {
 
 fn set_module(upstream: &mut Upstream, index: usize, version: &str, text: &str, filler: usize) {
     let name = module_name(index);
-    let composer = json!({"name": format!("acme/module-{}", name.to_lowercase()), "version": version, "type": "magento2-module"});
+    let composer =
+        json!({"name": format!("acme/module-{}", name.to_lowercase()), "version": version, "type": "magento2-module"});
     upstream.file(&format!("app/code/Acme/{name}/composer.json"), serde_json::to_vec_pretty(&composer).unwrap());
     upstream.file(&format!("app/code/Acme/{name}/Model/Thing.php"), format!("<?php\n// {text}\n"));
     // Incompressible and different per module, so every archive costs real I/O.
@@ -337,8 +351,8 @@ fn a_new_tag_is_found_by_polling_alone() {
     let (report, built) = served.report();
     // The new version at the new tag, and main's new content (it moved along).
     assert_eq!(built, ["acme/module-module000@1.0.1", "acme/module-module000@dev-main"], "{report:#}");
-    let p2: Value = serde_json::from_slice(&std::fs::read(served.out.join("p2/acme/module-module000.json")).unwrap())
-        .unwrap();
+    let p2: Value =
+        serde_json::from_slice(&std::fs::read(served.out.join("p2/acme/module-module000.json")).unwrap()).unwrap();
     assert_eq!(p2["packages"]["acme/module-module000"][0]["version"], "1.0.1");
     served.assert_builds_stay(2, Duration::from_secs(3));
     assert_eq!(served.stop(), 0);
@@ -395,7 +409,10 @@ fn webhook_security() {
     ];
     assert_eq!(served.post("/hooks/github", &form, b"payload=%7B%7D".to_vec()).0, 415);
     // GitLab and the trigger: wrong or missing tokens.
-    let gitlab = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": "1", "project": {"path_with_namespace": "acme/upstream"}})).unwrap();
+    let gitlab = serde_json::to_vec(
+        &json!({"ref": "refs/heads/main", "after": "1", "project": {"path_with_namespace": "acme/upstream"}}),
+    )
+    .unwrap();
     let gitlab_headers = |token: &'static str| {
         [("content-type", "application/json"), ("x-gitlab-event", "Push Hook"), ("x-gitlab-token", token)]
     };
@@ -477,7 +494,10 @@ fn a_restarted_coordinator_resumes_without_rebuilding() {
     let report = runtime.block_on(tests::build(config, &fresh));
     assert_eq!(report.built.len(), 80);
     assert_eq!(tests::archive_rows(&fresh.join("packages")), tests::archive_rows(&served.out.join("packages")));
-    assert_eq!(std::fs::read(fresh.join("packages.json")).unwrap(), std::fs::read(served.out.join("packages.json")).unwrap());
+    assert_eq!(
+        std::fs::read(fresh.join("packages.json")).unwrap(),
+        std::fs::read(served.out.join("packages.json")).unwrap()
+    );
 }
 
 #[test]
