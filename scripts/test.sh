@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: installs and starts what the tests need (scripts/test-setup.sh), runs
-# every test of the workspace (unit, end-to-end, distributed against RabbitMQ and moto), then
-# validates the deployment files offline (deploy/validate.sh).
+# every test of the workspace (unit, end-to-end, distributed against RabbitMQ and moto), every
+# fuzz target for a bounded time (scripts/fuzz.sh), then validates the deployment files offline
+# (deploy/validate.sh).
 # Needs ../shared (the parity fixture) beside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-setup.sh
 cargo test --workspace --locked "$@"
+# Every fuzz target for a bounded time (FARM_FUZZ_SECONDS, default 30 s each); the instrumented
+# build is cached outside the checkout so a later run on the same machine starts at once.
+FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${FARM_TOOLS_DIR:-$HOME/.cache/composer-farm}/fuzz-target}" \
+  bash scripts/fuzz.sh "${FARM_FUZZ_SECONDS:-30}"
 bash deploy/validate.sh

@@ -3,4 +3,5 @@
 //! invariants of the code under test. A new target is a module here, a file under
 //! `fuzz_targets/`, a `[[bin]]` in Cargo.toml and seeds under `corpus/<name>/`.
 
+pub mod composer_identity;
 pub mod tree_to_archive;

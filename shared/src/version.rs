@@ -46,7 +46,8 @@ pub fn composer_normalize(version: &str) -> Result<String, InvalidComposerVersio
     if matches!(current.as_str(), "master" | "trunk" | "default") {
         current = format!("dev-{current}");
     }
-    if current.len() >= 4 && current[..4].eq_ignore_ascii_case("dev-") {
+    // `get`: a version is upstream input and may start with a multi-byte character.
+    if current.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("dev-")) {
         return Ok(format!("dev-{}", &current[4..]));
     }
     if let Some(captures) = BUILD_METADATA.captures(&current) {
@@ -375,7 +376,9 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(composer_normalize(input).as_deref(), Ok(expected), "{input}");
         }
-        for invalid in ["1.0.0-1", "1.0.0.0.1", "foo", "1.0.0-foo", "", "feature-dev"] {
+        // Multi-byte characters where "dev-" would be (found by the composer_identity fuzz target:
+        // slicing the first four bytes panicked and took the planning task down).
+        for invalid in ["1.0.0-1", "1.0.0.0.1", "foo", "1.0.0-foo", "", "feature-dev", "\u{b1cb}03.0.9.1", "dé-1", "ä"] {
             assert!(composer_normalize(invalid).is_err(), "{invalid} should be invalid");
         }
     }
