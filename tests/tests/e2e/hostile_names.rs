@@ -25,7 +25,7 @@ async fn names_composer_refuses_are_rejected_at_planning_and_nothing_collides() 
     // The upstream's folder name carries the query string: a local path may hold '?'.
     let mut upstream = Upstream::create(&temp.path().join("upstream/shop.git?private_token=glpat-SECRET-TOKEN"));
     let long = format!("acme/{}", "a".repeat(300));
-    let modules: [(&str, String); 10] = [
+    let modules: [(&str, String); 11] = [
         ("Good", r#"{"name":"col/x","version":"1.0.0"}"#.to_owned()),
         ("DevSuffix", r#"{"name":"col/x~dev","version":"1.0.0"}"#.to_owned()),
         ("Upper", r#"{"name":"Col/X","version":"1.0.0"}"#.to_owned()),
@@ -36,6 +36,8 @@ async fn names_composer_refuses_are_rejected_at_planning_and_nothing_collides() 
         ("NulVersion", r#"{"name":"acme/nulversion","version":"1.0.0\u0000"}"#.to_owned()),
         ("Long", format!(r#"{{"name":"{long}","version":"1.0.0"}}"#)),
         ("Device", r#"{"name":"acme/con","version":"1.0.0"}"#.to_owned()),
+        // Found by fuzzing: the version parser sliced the first four bytes and panicked.
+        ("MultibyteVersion", r#"{"name":"acme/multibyte","version":"\u00b1\u00cb03.0.9.1"}"#.to_owned()),
     ];
     for (dir, composer) in &modules {
         upstream
