@@ -74,6 +74,11 @@ async fn names_composer_refuses_are_rejected_at_planning_and_nothing_collides() 
             .map(str::to_owned)
             .collect();
     assert_eq!(files, expected);
+    let zip = out.join("packages/col/x-1.0.0.zip");
+    let test = tests::unzip_test(&zip);
+    assert!(test.status.success(), "unzip -t: {}", String::from_utf8_lossy(&test.stdout));
+    let php = tests::php_extract(&zip, &temp.path().join("extract"));
+    assert!(php.status.success(), "ZipArchive::extractTo: {}", String::from_utf8_lossy(&php.stderr));
     let p2: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("p2/col/x.json")).unwrap()).unwrap();
     assert_eq!(p2["packages"]["col/x"].as_array().unwrap().len(), 1);
 
