@@ -378,7 +378,8 @@ mod tests {
         }
         // Multi-byte characters where "dev-" would be (found by the composer_identity fuzz target:
         // slicing the first four bytes panicked and took the planning task down).
-        for invalid in ["1.0.0-1", "1.0.0.0.1", "foo", "1.0.0-foo", "", "feature-dev", "\u{b1cb}03.0.9.1", "dé-1", "ä"] {
+        for invalid in ["1.0.0-1", "1.0.0.0.1", "foo", "1.0.0-foo", "", "feature-dev", "\u{b1cb}03.0.9.1", "dé-1", "ä"]
+        {
             assert!(composer_normalize(invalid).is_err(), "{invalid} should be invalid");
         }
     }

@@ -11,8 +11,27 @@ use proptest::prelude::*;
 /// Name parts, weighted towards the characters and words the rules are about.
 fn part() -> impl Strategy<Value = String> {
     let interesting = prop::sample::select(vec![
-        "magento", "module-catalog", "mage-os", "a", "0", "con", "LPT1", "x.json", "a--b", "a---b", "a_-b", "-a",
-        "a-", "A", "ä", "a b", "a~dev", "a?#", "", ".", "..",
+        "magento",
+        "module-catalog",
+        "mage-os",
+        "a",
+        "0",
+        "con",
+        "LPT1",
+        "x.json",
+        "a--b",
+        "a---b",
+        "a_-b",
+        "-a",
+        "a-",
+        "A",
+        "ä",
+        "a b",
+        "a~dev",
+        "a?#",
+        "",
+        ".",
+        "..",
     ]);
     prop_oneof![
         3 => interesting.prop_map(str::to_owned),
