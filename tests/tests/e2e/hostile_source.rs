@@ -39,6 +39,20 @@ fn coordinator(args: &[&str], config: &Path, out: &Path) -> Command {
     command
 }
 
+/// `coordinator verify` of the repository at `base_url`.
+fn verify(config: &Path, base_url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(binary("coordinator"));
+    command.args(["verify", "--config"]).arg(config).args(["--base-url", base_url]).args(args);
+    command
+}
+
+/// The process's stderr, after checking its exit code.
+fn exited(output: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    stderr
+}
+
 async fn run(mut command: Command) -> Output {
     tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }
@@ -98,8 +112,7 @@ async fn adopt_from_a_hostile_source_writes_nothing_and_the_next_build_is_clean(
     let mut adopt = coordinator(&["adopt"], &farm.config, &farm.out);
     adopt.arg("--from").arg(&src);
     let output = run(adopt).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = exited(&output, 1);
     assert!(stderr.contains("nothing recorded"), "{stderr}");
     for refused in [
         "acme/a 1.0.0: archive key '.farm/manifest.json' cannot be published",
@@ -140,8 +153,7 @@ async fn a_lying_archive_is_refused_and_nothing_is_stored() {
     let mut adopt = coordinator(&["adopt"], &farm.config, &farm.out);
     adopt.arg("--from").arg(&src);
     let output = run(adopt).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = exited(&output, 1);
     assert!(stderr.contains("its composer.json names acme/other, not acme/liar"), "{stderr}");
     // The good archive was checked but not stored: adoption is all or nothing.
     assert_eq!(published(&farm.out), Vec::<PathBuf>::new());
@@ -171,8 +183,7 @@ async fn links_and_redirects_to_other_hosts_are_not_followed() {
     let mut adopt = coordinator(&["adopt"], &farm.config, &farm.out);
     adopt.arg("--from").arg(&src);
     let output = run(adopt).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = exited(&output, 1);
     assert!(stderr.contains(&format!("{elsewhere}/include.json: on another origin")), "{stderr}");
     assert!(stderr.contains("leaves the source's origin"), "{stderr}");
     assert!(stderr.contains(&format!("{elsewhere}/packages/acme/ok-1.0.0.zip")), "{stderr}");
@@ -180,18 +191,13 @@ async fn links_and_redirects_to_other_hosts_are_not_followed() {
     assert_eq!(published(&farm.out), Vec::<PathBuf>::new());
 
     // `verify` keeps to the same rule.
-    let mut verify = Command::new(binary("coordinator"));
-    verify.args(["verify", "--config"]).arg(&farm.config).args(["--base-url", &src]);
-    let output = run(verify).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let output = run(verify(&farm.config, &src, &[])).await;
+    let stderr = exited(&output, 1);
     assert!(stderr.contains("on another origin"), "{stderr}");
     assert_eq!(other.seen(), Vec::<String>::new(), "verify asked the other host");
 
     // Allowed explicitly, the other host is used.
-    let mut verify = Command::new(binary("coordinator"));
-    verify.args(["verify", "--config"]).arg(&farm.config).args(["--base-url", &src, "--allow-host", &elsewhere]);
-    let output = run(verify).await;
+    let output = run(verify(&farm.config, &src, &["--allow-host", &elsewhere])).await;
     assert!(
         other.seen().contains(&"/packages/acme/ok-1.0.0.zip".to_owned()),
         "{}",
@@ -215,8 +221,7 @@ async fn folder_sources_cannot_be_left() {
     let mut adopt = coordinator(&["adopt"], &farm.config, &farm.out);
     adopt.arg("--from").arg(&source);
     let output = run(adopt).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = exited(&output, 1);
     assert!(stderr.contains("../outside.json: outside the folder"), "{stderr}");
     assert!(stderr.contains("p2/link.json: outside the folder"), "{stderr}");
     assert!(stderr.contains("/etc/passwd"), "{stderr}");
@@ -233,16 +238,14 @@ async fn silent_oversized_and_endless_servers_are_given_up() {
     let mut adopt = coordinator(&["adopt", "--read-timeout", "1s", "--from", &src], &farm.config, &farm.out);
     adopt.arg("--connect-timeout").arg("1s");
     let output = run(adopt).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = exited(&output, 2);
     assert!(stderr.contains("packages.json: timed out"), "{stderr}");
     server.release();
 
     // Declares 200 MB: refused before a byte of the body is read.
     server.answer("/packages.json", Answer::Declared(200 << 20));
     let output = run(coordinator(&["adopt", "--from", &src], &farm.config, &farm.out)).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = exited(&output, 2);
     assert!(stderr.contains("larger than the limit of 33554432 bytes"), "{stderr}");
 
     // Never ends: reading stops at the limit.
@@ -250,19 +253,15 @@ async fn silent_oversized_and_endless_servers_are_given_up() {
     let mut adopt = coordinator(&["adopt", "--from", &src], &farm.config, &farm.out);
     adopt.args(["--max-metadata-bytes", "1048576"]);
     let output = run(adopt).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let stderr = exited(&output, 2);
     assert!(stderr.contains("larger than the limit of 1048576 bytes"), "{stderr}");
     let streamed = server.streamed.load(std::sync::atomic::Ordering::SeqCst);
     assert!(streamed < 64 << 20, "the client kept reading: {streamed} bytes sent");
 
     // verify gives up the same way.
     server.answer("/packages.json", Answer::Declared(200 << 20));
-    let mut verify = Command::new(binary("coordinator"));
-    verify.args(["verify", "--config"]).arg(&farm.config).args(["--base-url", &src]);
-    let output = run(verify).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let output = run(verify(&farm.config, &src, &[])).await;
+    let stderr = exited(&output, 2);
     assert!(stderr.contains("larger than the limit"), "{stderr}");
     assert_eq!(published(&farm.out), Vec::<PathBuf>::new());
 }
@@ -291,8 +290,7 @@ async fn a_million_versions_is_one_problem_in_bounded_memory() {
     let peak_kib = peak_rss_kib(child.id()).expect("the process is running");
     server.release();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = exited(&output, 1);
     assert!(stderr.contains("acme/many lists more than 10000 versions, over the limit"), "{stderr}");
     assert!(stderr.lines().count() < 60, "{} lines printed", stderr.lines().count());
     eprintln!("peak RSS of adopt while the 22 MB document was judged: {} MiB", peak_kib >> 10);
