@@ -689,7 +689,7 @@ pub fn alias_candidates(winners: &[Candidate], vendor: &str, published: &dyn Fn(
                 &alias.mage_os_name,
                 &alias.mage_os_version,
             ),
-            key: format!("packages/{}-{}.zip", alias.magento_name, alias.magento_version),
+            key: shared::identity::archive_key(&alias.magento_name, &alias.magento_version, None),
             final_identity: (alias.magento_name.clone(), alias.magento_version.clone()),
             package: alias.magento_name,
             version: alias.magento_version,

@@ -562,11 +562,8 @@ impl<'a> Reader<'a, '_> {
         dir: &str,
     ) -> Result<(), GitError> {
         // A branch name may hold '/', which a key must not; Composer's version keeps it.
-        let key_version = key_version.map_or_else(|| candidate.version.replace('/', "-"), str::to_owned);
-        candidate.key = match digest {
-            Some(digest) => format!("packages/{}-{key_version}-{}.zip", candidate.package, &digest[..12]),
-            None => format!("packages/{}-{key_version}.zip", candidate.package),
-        };
+        let key_version = key_version.map_or_else(|| shared::identity::key_version(&candidate.version), str::to_owned);
+        candidate.key = shared::identity::archive_key(&candidate.package, &key_version, digest);
         if let Err(error) = shared::identity::check(&candidate.package, &candidate.version, &candidate.key) {
             return self.reject(&candidate.tag.clone(), dir, error.to_string());
         }

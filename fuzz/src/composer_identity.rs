@@ -36,7 +36,7 @@ fn check_identity(name: &str, version: &str) {
             one_line(&error.to_string());
         }
     }
-    let key = format!("packages/{name}-{}.zip", version.replace('/', "-"));
+    let key = identity::archive_key(name, &identity::key_version(version), None);
     match identity::check(name, version, &key) {
         Ok(()) => storable(&key),
         Err(error) => one_line(&error.to_string()),

@@ -135,6 +135,28 @@ pub fn validate_key(key: &str) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// Hex digits of a branch archive's content digest in its key.
+pub const BRANCH_DIGEST_DIGITS: usize = 12;
+
+/// The version as it appears in an archive key: a branch's '/' becomes '-' (Composer's version
+/// keeps it).
+pub fn key_version(version: &str) -> String {
+    version.replace('/', "-")
+}
+
+/// The farm's archive key for `name` at `key_version`: `packages/<name>-<key_version>.zip`, with
+/// the content digest's first [`BRANCH_DIGEST_DIGITS`] digits for branch builds (the reference's
+/// layout, so existing dist URLs keep working).
+pub fn archive_key(name: &str, key_version: &str, digest: Option<&str>) -> String {
+    match digest {
+        Some(digest) => {
+            let short = digest.get(..BRANCH_DIGEST_DIGITS).unwrap_or(digest);
+            format!("{ARCHIVE_PREFIX}{name}-{key_version}-{short}.zip")
+        }
+        None => format!("{ARCHIVE_PREFIX}{name}-{key_version}.zip"),
+    }
+}
+
 /// Characters allowed in keys: unreserved URL characters plus the sub-delimiters versions use.
 fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "/-._~+!$&'()*,;=@".contains(c)
@@ -204,6 +226,16 @@ mod tests {
         assert!(validate_version("a/b", "").is_err());
         assert!(validate_version("a/b", "1.0\0").is_err());
         assert!(validate_version("a/b", "not a version").is_err());
+    }
+
+    #[test]
+    fn archive_keys_in_the_reference_layout() {
+        assert_eq!(archive_key("acme/a", "1.0.0", None), "packages/acme/a-1.0.0.zip");
+        let digest = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            archive_key("acme/a", &key_version("dev-feature/x"), Some(digest)),
+            "packages/acme/a-dev-feature-x-0123456789ab.zip"
+        );
     }
 
     #[test]
