@@ -15,7 +15,6 @@
 //! another package's archive), and its composer.json must name the listed package.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::Context;
 use futures_util::StreamExt as _;
@@ -27,9 +26,6 @@ use tracing::info;
 use crate::build::{Farm, StoredArchive};
 use crate::fetch::{Digests, Limits, Source};
 use crate::manifest::ManifestEntry;
-
-/// Problems the summary lists one by one; the rest are counted.
-const SHOWN_PROBLEMS: usize = 50;
 
 /// What `adopt` did.
 #[derive(Debug, Default)]
@@ -62,7 +58,7 @@ impl AdoptReport {
             self.problems.len(),
             if self.problems.is_empty() { "" } else { "; nothing recorded (fix them and run adopt again)" }
         );
-        out.push_str(&crate::fetch::summarise(&self.problems, SHOWN_PROBLEMS));
+        out.push_str(&crate::fetch::summarise(&self.problems));
         out
     }
 }
@@ -178,19 +174,24 @@ fn adopted_key(item: &Listed, bases: &[&str]) -> Result<String, String> {
         .or_else(|| (!item.dist.contains("://")).then(|| item.dist.trim_start_matches('/')))
         .ok_or_else(|| format!("dist URL {} is outside the repository ({})", item.dist, bases.join(", ")))?;
     shared::identity::validate_key(key).map_err(|e| e.to_string())?;
-    let own = format!("packages/{}-{}", item.name, item.version.replace('/', "-"));
-    let below = &key[shared::identity::ARCHIVE_PREFIX.len()..];
-    let own_key = key == format!("{own}.zip")
-        || key.strip_prefix(&format!("{own}-")).and_then(|rest| rest.strip_suffix(".zip")).is_some_and(|digest| {
-            item.version.starts_with("dev-") && digest.len() == 12 && digest.bytes().all(|b| b.is_ascii_hexdigit())
+    let own = shared::identity::archive_key(&item.name, &shared::identity::key_version(&item.version), None);
+    let own_stem = own.strip_suffix(".zip").unwrap_or(&own);
+    let own_key = key == own
+        || key.strip_prefix(&format!("{own_stem}-")).and_then(|rest| rest.strip_suffix(".zip")).is_some_and(|digest| {
+            item.version.starts_with("dev-")
+                && digest.len() == shared::identity::BRANCH_DIGEST_DIGITS
+                && digest.bytes().all(|b| b.is_ascii_hexdigit())
         });
-    let additional = below.strip_prefix("additional/").is_some_and(|file| !file.contains('/'));
-    let foreign_layout = below.matches('/').count() >= 2;
+    let additional = key
+        .strip_prefix(shared::additional::ADDITIONAL_PREFIX)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|file| !file.contains('/'));
+    let foreign_layout = key[shared::identity::ARCHIVE_PREFIX.len()..].matches('/').count() >= 2;
     if own_key || additional || foreign_layout {
         Ok(key.to_owned())
     } else {
         Err(format!(
-            "dist URL {} is at a key the farm gives another package's archive (this one's is {own}.zip)",
+            "dist URL {} is at a key the farm gives another package's archive (this one's is {own})",
             item.dist
         ))
     }
@@ -206,7 +207,7 @@ async fn stage(
     key: String,
     repo: String,
 ) -> Result<Staged, String> {
-    let (path, digests, file) = match storage.get(&key).await.map_err(|e| e.to_string())? {
+    let (digests, composer, file) = match storage.get(&key).await.map_err(|e| e.to_string())? {
         Some(bytes) => {
             let stored = StoredArchive::of_bytes(key.clone(), &bytes);
             if stored.sha1 != item.sha1 {
@@ -216,10 +217,8 @@ async fn stage(
                     item.sha1
                 ));
             }
-            let temp = scratch_file(storage)?;
-            std::fs::write(temp.path(), &bytes).map_err(|e| e.to_string())?;
-            let digests = Digests { size: stored.size, sha1: stored.sha1, sha256: stored.sha256 };
-            (temp.into_temp_path(), digests, false)
+            let composer = archive_composer_json(std::io::Cursor::new(&bytes), &item.name);
+            (Digests { size: stored.size, sha1: stored.sha1, sha256: stored.sha256 }, composer, None)
         }
         None => {
             let mut temp = scratch_file(storage)?;
@@ -238,10 +237,12 @@ async fn stage(
                     item.dist, digests.sha1, item.sha1
                 ));
             }
-            (temp.into_temp_path(), digests, true)
+            let reopened = temp.reopen().map_err(|e| e.to_string())?;
+            let composer = archive_composer_json(std::io::BufReader::new(reopened), &item.name);
+            (digests, composer, Some(temp.into_temp_path()))
         }
     };
-    let composer = archive_composer_json(&path, &item.name).map_err(|e| format!("{key}: {e}; not adopted"))?;
+    let composer = composer.map_err(|e| format!("{key}: {e}; not adopted"))?;
     let entry = ManifestEntry {
         name: item.name.clone(),
         version: item.version.clone(),
@@ -256,7 +257,7 @@ async fn stage(
         tree_id: String::new(),
         composer,
     };
-    Ok(Staged { entry, file: file.then_some(path) })
+    Ok(Staged { entry, file })
 }
 
 fn scratch_file(storage: &shared::storage::AnyStorage) -> Result<tempfile::NamedTempFile, String> {
@@ -265,11 +266,12 @@ fn scratch_file(storage: &shared::storage::AnyStorage) -> Result<tempfile::Named
     tempfile::NamedTempFile::new_in(&scratch).map_err(|e| e.to_string())
 }
 
-/// The archive's root composer.json, which must name `name`; every entry name must be one the
-/// farm would publish.
-fn archive_composer_json(path: &Path, name: &str) -> Result<Map<String, Value>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let composer = shared::additional::composer_json_of_zip(std::io::BufReader::new(file))?;
+/// The archive's root composer.json, which must name `name`.
+fn archive_composer_json(
+    archive: impl std::io::Read + std::io::Seek,
+    name: &str,
+) -> Result<Map<String, Value>, String> {
+    let composer = shared::additional::composer_json_of_zip(archive)?;
     match composer.get("name").and_then(Value::as_str) {
         Some(own) if own.eq_ignore_ascii_case(name) => Ok(composer),
         Some(own) => Err(format!("its composer.json names {}, not {name}", shared::identity::shown(own))),

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use shared::config::FarmConfig;
 
 use crate::build::{self, BuildOptions};
+use crate::fetch::Limits;
 use crate::manifest::Manifest;
 
 /// Builds and publishes Composer repositories from upstream git repositories.
@@ -63,36 +64,36 @@ pub struct FetchArgs {
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
     /// Time to open a connection.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub connect_timeout: std::time::Duration,
+    #[arg(long, default_value_t = Limits::default().connect_timeout.into())]
+    pub connect_timeout: humantime::Duration,
     /// Longest silence while reading an answer.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub read_timeout: std::time::Duration,
+    #[arg(long, default_value_t = Limits::default().read_timeout.into())]
+    pub read_timeout: humantime::Duration,
     /// Longest time for one request, body included.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    pub request_timeout: std::time::Duration,
+    #[arg(long, default_value_t = Limits::default().total_timeout.into())]
+    pub request_timeout: humantime::Duration,
     /// Largest metadata document (packages.json, a p2 file, an include), in bytes.
-    #[arg(long, default_value_t = 32 << 20)]
+    #[arg(long, default_value_t = Limits::default().max_metadata_bytes)]
     pub max_metadata_bytes: u64,
     /// Largest archive, in bytes.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = Limits::default().max_archive_bytes)]
     pub max_archive_bytes: u64,
     /// Most versions one package may list in one document.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = Limits::default().max_versions)]
     pub max_versions: usize,
 }
 
 impl FetchArgs {
     /// The limits these flags set.
-    pub fn limits(&self) -> crate::fetch::Limits {
-        crate::fetch::Limits {
-            connect_timeout: self.connect_timeout,
-            read_timeout: self.read_timeout,
-            total_timeout: self.request_timeout,
+    pub fn limits(&self) -> Limits {
+        Limits {
+            connect_timeout: self.connect_timeout.into(),
+            read_timeout: self.read_timeout.into(),
+            total_timeout: self.request_timeout.into(),
             max_metadata_bytes: self.max_metadata_bytes,
             max_archive_bytes: self.max_archive_bytes,
             max_versions: self.max_versions,
-            ..crate::fetch::Limits::default()
+            ..Limits::default()
         }
     }
 }

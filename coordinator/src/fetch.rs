@@ -377,10 +377,7 @@ async fn http_read(
         return Err(FetchError::TooLarge { url: url.to_owned(), limit: sink.limit });
     }
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        sink.take(&chunk).map_err(|error| match error {
-            TakeError::TooLarge => FetchError::TooLarge { url: url.to_owned(), limit: sink.limit },
-            TakeError::Io(source) => FetchError::Io { path: url.to_owned(), source },
-        })?;
+        sink.take(&chunk).map_err(|error| error.at(url, sink.limit))?;
     }
     Ok(true)
 }
@@ -398,16 +395,23 @@ fn folder_read(path: &Path, sink: &mut Hasher<'_, impl std::io::Write>) -> Resul
         if n == 0 {
             return Ok(true);
         }
-        sink.take(&buffer[..n]).map_err(|error| match error {
-            TakeError::TooLarge => FetchError::TooLarge { url: shown(), limit: sink.limit },
-            TakeError::Io(source) => FetchError::Io { path: shown(), source },
-        })?;
+        sink.take(&buffer[..n]).map_err(|error| error.at(&shown(), sink.limit))?;
     }
 }
 
 enum TakeError {
     TooLarge,
     Io(std::io::Error),
+}
+
+impl TakeError {
+    /// The error reading `what` (a URL or a file) with `limit` bytes allowed.
+    fn at(self, what: &str, limit: u64) -> FetchError {
+        match self {
+            TakeError::TooLarge => FetchError::TooLarge { url: what.to_owned(), limit },
+            TakeError::Io(source) => FetchError::Io { path: what.to_owned(), source },
+        }
+    }
 }
 
 /// Counts, hashes and forwards bytes, refusing more than `limit`.
@@ -444,8 +448,15 @@ impl<'a, W: std::io::Write> Hasher<'a, W> {
     }
 }
 
-/// The first `shown` problems, one line each, and how many more there are.
-pub fn summarise(problems: &[String], shown: usize) -> String {
+/// Problems a summary lists one by one; the rest are counted.
+pub const SHOWN_PROBLEMS: usize = 50;
+
+/// The first [`SHOWN_PROBLEMS`] problems, one line each, and how many more there are.
+pub fn summarise(problems: &[String]) -> String {
+    summarise_first(problems, SHOWN_PROBLEMS)
+}
+
+fn summarise_first(problems: &[String], shown: usize) -> String {
     let mut out = String::new();
     for problem in problems.iter().take(shown) {
         out.push_str("  ");
@@ -517,7 +528,7 @@ mod tests {
     #[test]
     fn summaries_are_bounded_and_one_line_each() {
         let problems: Vec<String> = (0..1000).map(|i| format!("p{i}\nsecond line")).collect();
-        let text = summarise(&problems, 3);
+        let text = summarise_first(&problems, 3);
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(text.ends_with("… and 997 more problems\n"));
     }

@@ -37,7 +37,7 @@ impl VerifyReport {
             self.bytes,
             self.problems.len()
         );
-        out.push_str(&crate::fetch::summarise(&self.problems, 50));
+        out.push_str(&crate::fetch::summarise(&self.problems));
         out
     }
 }
