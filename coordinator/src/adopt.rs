@@ -130,8 +130,10 @@ pub async fn adopt(farm: &Farm, from: &str, options: &AdoptOptions) -> anyhow::R
     let mut entries = Vec::with_capacity(staged.len());
     for archive in staged {
         if let Some(file) = &archive.file {
+            let digest = shared::archive::digest_file(file)
+                .with_context(|| format!("cannot read the downloaded {}", archive.entry.key))?;
             storage
-                .put_archive(&archive.entry.key, file, &archive.entry.sha1)
+                .put_archive(&archive.entry.key, file, &digest)
                 .await
                 .with_context(|| format!("cannot store {}", archive.entry.key))?;
             report.copied += 1;

@@ -537,7 +537,8 @@ impl Farm {
         let dispatcher = match &config.queue {
             None => {
                 let cache = Arc::new(GitCache::new(config.cache_dir()));
-                tokio::spawn(dispatch::in_process(jobs, events, cache, Arc::clone(storage), workers, done.clone()))
+                let pipeline = worker::Pipeline::new(workers, config.storage.uploads);
+                tokio::spawn(dispatch::in_process(jobs, events, cache, Arc::clone(storage), pipeline, done.clone()))
             }
             Some(queue) => tokio::spawn(dispatch::amqp(queue.clone(), build_id.clone(), jobs, events, done.clone())),
         };
@@ -774,10 +775,17 @@ impl Farm {
         let _writing = self.writes.lock().await;
         let versions = self.manifest.lock().await.published_versions();
         let prune = self.farm_managed.load(Ordering::Relaxed);
-        let written =
-            publish_metadata(self.storage.as_ref(), &self.config.repository.base_url, &versions, prune).await?;
+        let uploads = self.config.storage.uploads;
+        let published = crate::publish::publish_metadata(
+            self.storage.as_ref(),
+            &self.config.repository.base_url,
+            &versions,
+            prune,
+            uploads,
+        )
+        .await?;
         self.farm_managed.store(true, Ordering::Relaxed);
-        Ok(written)
+        Ok(published.written)
     }
 
     /// Keys that stopped builds of these upstreams may have stored without recording them.
@@ -1061,7 +1069,10 @@ async fn publish_additional(
     let copy = tempfile::NamedTempFile::new_in(storage.scratch_dir())
         .and_then(|temp| std::fs::copy(&package.path, temp.path()).map(|_| temp.into_temp_path()));
     let stored = match copy {
-        Ok(copy) => storage.put_archive(&package.key(), &copy, &package.sha1).await.map_err(|e| e.to_string()),
+        Ok(copy) => match shared::archive::digest_file(&copy) {
+            Ok(digest) => storage.put_archive(&package.key(), &copy, &digest).await.map_err(|e| e.to_string()),
+            Err(error) => Err(format!("cannot read {}: {error}", package.path.display())),
+        },
         Err(error) => Err(format!("cannot copy {}: {error}", package.path.display())),
     };
     match stored {
@@ -1092,53 +1103,6 @@ async fn publish_additional(
             false
         }
     }
-}
-
-/// Renders metadata from the manifest and writes the files that changed, `packages.json` last.
-/// In an output the farm already managed (`prune`), it then removes the p2 files of names the new
-/// `packages.json` no longer lists (only possible after the manifest was edited by hand); in an
-/// output written by another tool, nothing it did not write is deleted.
-pub async fn publish_metadata(
-    storage: &impl Storage,
-    base_url: &str,
-    versions: &[shared::metadata::PublishedVersion],
-    prune: bool,
-) -> anyhow::Result<usize> {
-    let previous_names = if prune { listed_names(storage).await? } else { Vec::new() };
-    let files = shared::metadata::render(base_url, versions);
-    let mut written = 0;
-    let mut current_names = std::collections::HashSet::new();
-    for file in files {
-        if let Some(name) = file.key.strip_prefix("p2/").and_then(|k| k.strip_suffix(".json")) {
-            current_names.insert(name.trim_end_matches("~dev").to_owned());
-        }
-        if storage.get(&file.key).await?.as_deref() == Some(file.bytes.as_slice()) {
-            continue;
-        }
-        storage.put_replace(&file.key, file.bytes).await.with_context(|| format!("cannot write {}", file.key))?;
-        written += 1;
-    }
-    for name in previous_names.iter().filter(|name| !current_names.contains(*name)) {
-        warn!(package = %name, "no published version left; removing its metadata");
-        for key in [format!("p2/{name}.json"), format!("p2/{name}~dev.json")] {
-            storage.delete(&key).await.with_context(|| format!("cannot delete {key}"))?;
-        }
-    }
-    storage.flush().await?;
-    info!(written, "metadata published");
-    Ok(written)
-}
-
-/// The names the published `packages.json` lists (none if there is none yet).
-async fn listed_names(storage: &impl Storage) -> anyhow::Result<Vec<String>> {
-    let Some(bytes) = storage.get("packages.json").await? else {
-        return Ok(Vec::new());
-    };
-    let root: serde_json::Value = serde_json::from_slice(&bytes).context("published packages.json is not JSON")?;
-    Ok(root["available-packages"]
-        .as_array()
-        .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default())
 }
 
 fn sort_outcomes(report: &mut BuildReport) {

@@ -40,18 +40,19 @@ pub struct DeadLetter {
     pub excerpt: String,
 }
 
-/// Runs the jobs on `workers` in-process workers over the in-process queue, until all are done
-/// or `done` (then jobs not started are dropped; a job being written finishes in the background).
+/// Runs the jobs through in-process workers (`pipeline`: builds and uploads at once) over the
+/// in-process queue, until all are done or `done` (then jobs not started are dropped; a job being
+/// written finishes in the background).
 pub async fn in_process(
     jobs: Vec<BuildJob>,
     events: mpsc::Sender<Event>,
     cache: Arc<GitCache>,
     storage: Arc<AnyStorage>,
-    workers: usize,
+    pipeline: worker::Pipeline,
     done: CancellationToken,
 ) -> Result<(), AmqpError> {
     let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
-    let pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, cache, storage, workers));
+    let pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, cache, storage, pipeline));
     for job in &jobs {
         publisher.publish(job);
     }

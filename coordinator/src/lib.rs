@@ -14,6 +14,7 @@ pub mod lock;
 pub mod manifest;
 pub mod metrics;
 pub mod plan;
+pub mod publish;
 pub mod report;
 pub mod serve;
 pub mod status;

@@ -1,7 +1,8 @@
 //! One coordinator per bucket: a lock object (`.farm/lock`) created only if absent, kept fresh by a
 //! heartbeat, removed at the end. Two builds writing one repository's manifest and metadata would
 //! lose each other's entries. A lock whose heartbeat stopped (a killed coordinator) is taken over
-//! after [`STALE_AFTER`].
+//! after [`STALE_AFTER`], or at once by a coordinator on the same host when the holder's process is
+//! gone (a cron job restarted after a crash).
 //!
 //! The heartbeat reads the lock before refreshing it: if another coordinator took it over (this
 //! one stalled, or both took over a stale lock at once), or no heartbeat succeeded for half of
@@ -32,6 +33,25 @@ struct LockBody {
     build_id: String,
     /// Seconds since the Unix epoch of the last heartbeat.
     heartbeat: u64,
+    /// The holder's host name and process id (absent in locks of older farms).
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    pid: Option<u32>,
+}
+
+impl LockBody {
+    /// Whether the holder is a process of this host that no longer runs.
+    fn holder_process_gone(&self) -> bool {
+        match (&self.host, self.pid) {
+            (Some(host), Some(pid)) => {
+                *host == shared::storage::hostname()
+                    && pid != std::process::id()
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -62,16 +82,22 @@ impl StorageLock {
         let build_id = build_id.to_owned();
         let body_build_id = build_id.clone();
         let body = move |heartbeat| {
-            serde_json::to_vec(&LockBody { owner: owner.clone(), build_id: body_build_id.clone(), heartbeat })
-                .expect("lock body serialises")
+            serde_json::to_vec(&LockBody {
+                owner: owner.clone(),
+                build_id: body_build_id.clone(),
+                heartbeat,
+                host: Some(shared::storage::hostname()),
+                pid: Some(std::process::id()),
+            })
+            .expect("lock body serialises")
         };
         for _ in 0..2 {
             let bytes = body(unix_seconds());
             let file = storage.scratch_dir().join("lock");
             std::fs::write(&file, &bytes).map_err(|source| StorageError::Io { key: key(), source })?;
-            let sha1 =
-                shared::storage::sha1_of_file(&file).map_err(|source| StorageError::Io { key: key(), source })?;
-            match storage.put_archive(&key(), &file, &sha1).await {
+            let digest =
+                shared::archive::digest_file(&file).map_err(|source| StorageError::Io { key: key(), source })?;
+            match storage.put_archive(&key(), &file, &digest).await {
                 Ok(Stored::Created) | Ok(Stored::AlreadyIdentical) => {
                     let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
                     let (refresher, body, flag, ours) =
@@ -111,7 +137,13 @@ impl StorageLock {
                     let held = storage.get(&key()).await?.unwrap_or_default();
                     let holder: Option<LockBody> = serde_json::from_slice(&held).ok();
                     let age = holder.as_ref().map_or(u64::MAX, |h| unix_seconds().saturating_sub(h.heartbeat));
-                    if age < STALE_AFTER.as_secs() {
+                    let gone = holder.as_ref().is_some_and(LockBody::holder_process_gone);
+                    if gone {
+                        warn!(
+                            age_seconds = age,
+                            "taking over the storage lock of a coordinator process of this host that is gone"
+                        );
+                    } else if age < STALE_AFTER.as_secs() {
                         let holder = holder.expect("age is finite only for a parsed holder");
                         return Err(StorageError::Locked(format!(
                             "the bucket is in use by another coordinator ({}, build {}, heartbeat {age}s ago); \
@@ -120,8 +152,9 @@ impl StorageLock {
                             holder.build_id,
                             STALE_AFTER.as_secs()
                         )));
+                    } else {
+                        warn!(age_seconds = age, "taking over a stale storage lock");
                     }
-                    warn!(age_seconds = age, "taking over a stale storage lock");
                     storage.delete(&key()).await?;
                 }
                 Err(other) => return Err(other),

@@ -447,6 +447,14 @@ fn unicode_path_extra(name: &[u8]) -> Vec<u8> {
     field
 }
 
+/// Size, SHA-1 and SHA-256 of a file in one read (archives made elsewhere: prebuilt, adopted).
+pub fn digest_file(path: &std::path::Path) -> io::Result<ArchiveDigest> {
+    let mut file = std::fs::File::open(path)?;
+    let mut out = HashingWriter::new(io::sink());
+    io::copy(&mut file, &mut out)?;
+    out.finish()
+}
+
 /// Counts and hashes everything written through it.
 struct HashingWriter<W> {
     inner: W,

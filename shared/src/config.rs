@@ -426,7 +426,7 @@ fn default_result_timeout() -> Duration {
 }
 
 /// Where the repository is stored (`[storage]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// `local` (default) or `s3`.
@@ -458,11 +458,53 @@ pub struct StorageConfig {
     /// which still never overwrites but leaves a window between two concurrent writers.
     #[serde(default = "default_true")]
     pub conditional_writes: bool,
+    /// Uploads in flight at once, per process (a worker, or an embedded build), for archives and
+    /// for the coordinator's metadata writes. Building uses one job per core; this many archives
+    /// may be on their way to storage beside them, which hides the latency of each request.
+    #[serde(default = "default_uploads")]
+    pub uploads: usize,
+    /// Archives of at least this many bytes go up as a multipart upload (s3).
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold: u64,
+    /// The part size of multipart uploads, at least 5 MiB (s3).
+    #[serde(default = "default_multipart_part_size")]
+    pub multipart_part_size: u64,
 }
 
 fn default_true() -> bool {
     true
 }
+fn default_uploads() -> usize {
+    32
+}
+fn default_multipart_threshold() -> u64 {
+    64 << 20
+}
+fn default_multipart_part_size() -> u64 {
+    16 << 20
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            kind: StorageKind::default(),
+            bucket: None,
+            prefix: String::new(),
+            endpoint: None,
+            region: None,
+            path_style: true,
+            access_key_id: None,
+            secret_access_key: None,
+            conditional_writes: true,
+            uploads: default_uploads(),
+            multipart_threshold: default_multipart_threshold(),
+            multipart_part_size: default_multipart_part_size(),
+        }
+    }
+}
+
+/// The smallest part S3 accepts (all but the last).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
 
 /// Storage backends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -522,6 +564,14 @@ impl StorageConfig {
             if self.prefix.starts_with('/') {
                 return Err(ConfigError::Invalid("storage: prefix must not start with '/'".to_owned()));
             }
+            if self.multipart_part_size < MIN_PART_SIZE || self.multipart_threshold < self.multipart_part_size {
+                return Err(ConfigError::Invalid(format!(
+                    "storage: multipart_part_size must be at least {MIN_PART_SIZE} bytes (5 MiB) and at most multipart_threshold"
+                )));
+            }
+        }
+        if self.uploads == 0 {
+            return Err(ConfigError::Invalid("storage: uploads must be at least 1".to_owned()));
         }
         Ok(())
     }

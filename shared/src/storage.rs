@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sha1::Digest as _;
 
+use crate::archive::ArchiveDigest;
+
 /// Folder (relative to the storage root) for the farm's own state: manifest, reports, temp files.
 pub const STATE_PREFIX: &str = ".farm";
 
@@ -152,11 +154,13 @@ pub trait Storage: Send + Sync + 'static {
     fn scratch_dir(&self) -> PathBuf;
 
     /// Stores the archive file at `key` unless an object exists there (see the module docs).
+    /// `digest` is the file's size and digests, computed when it was written: no backend reads
+    /// the file to hash it again.
     fn put_archive(
         &self,
         key: &str,
         file: &Path,
-        sha1: &str,
+        digest: &ArchiveDigest,
     ) -> impl Future<Output = Result<Stored, StorageError>> + Send;
 
     /// Replaces the object at `key` atomically.
@@ -291,7 +295,8 @@ impl Storage for LocalStorage {
         self.scratch.clone().unwrap_or_else(|| self.root.join(STATE_PREFIX).join("tmp"))
     }
 
-    async fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> Result<Stored, StorageError> {
+    async fn put_archive(&self, key: &str, file: &Path, digest: &ArchiveDigest) -> Result<Stored, StorageError> {
+        let sha1 = digest.sha1.as_str();
         let path = self.path(key)?;
         self.ensure_parent(key, &path)?;
         let io = |source| StorageError::Io { key: key.to_owned(), source };
@@ -363,6 +368,24 @@ impl Storage for LocalStorage {
     }
 }
 
+/// Whether this process can use the storage: writes a small object under `.farm/probes/`, reads it
+/// back and deletes it. Fails with the first error (an endpoint that does not answer, a key the
+/// server refuses, a missing bucket, a read-only folder).
+pub async fn probe(storage: &impl Storage) -> Result<(), StorageError> {
+    let key = format!("{STATE_PREFIX}/probes/{}", unique_process_name());
+    let body = format!("probe from {}\n", unique_process_name()).into_bytes();
+    storage.put_replace(&key, body.clone()).await?;
+    let read = storage.get(&key).await?;
+    storage.delete(&key).await?;
+    if read.as_deref() != Some(body.as_slice()) {
+        return Err(StorageError::Remote {
+            key,
+            message: "a probe object read back differs from what was written".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The configured backend: a local folder or an S3 bucket (the trait is not object-safe, so an
 /// enum dispatches).
 #[derive(Debug, Clone)]
@@ -378,6 +401,14 @@ impl AnyStorage {
     pub fn cleanup(&self) {
         let _ = std::fs::remove_dir_all(self.scratch_dir());
     }
+
+    /// Where it is, for messages: the folder, or the endpoint and bucket.
+    pub fn location(&self) -> String {
+        match self {
+            AnyStorage::Local(s) => s.root().display().to_string(),
+            AnyStorage::S3(s) => s.location().to_owned(),
+        }
+    }
 }
 
 impl Storage for AnyStorage {
@@ -388,10 +419,10 @@ impl Storage for AnyStorage {
         }
     }
 
-    async fn put_archive(&self, key: &str, file: &Path, sha1: &str) -> Result<Stored, StorageError> {
+    async fn put_archive(&self, key: &str, file: &Path, digest: &ArchiveDigest) -> Result<Stored, StorageError> {
         match self {
-            AnyStorage::Local(s) => s.put_archive(key, file, sha1).await,
-            AnyStorage::S3(s) => s.put_archive(key, file, sha1).await,
+            AnyStorage::Local(s) => s.put_archive(key, file, digest).await,
+            AnyStorage::S3(s) => s.put_archive(key, file, digest).await,
         }
     }
 
@@ -463,7 +494,8 @@ mod tests {
         let write = |bytes: &[u8]| {
             let path = storage.scratch_dir().join(format!("t{}", bytes.len()));
             std::fs::write(&path, bytes).unwrap();
-            (path, hex::encode(sha1::Sha1::digest(bytes)))
+            let digest = crate::archive::digest_file(&path).unwrap();
+            (path, digest)
         };
         let (a, sha_a) = write(b"one");
         assert_eq!(storage.put_archive("packages/v/p-1.zip", &a, &sha_a).await.unwrap(), Stored::Created);
@@ -502,9 +534,9 @@ mod tests {
         let storage = LocalStorage::open(dir.path()).unwrap();
         let file = dir.path().join("a.zip");
         std::fs::write(&file, b"zip").unwrap();
-        let sha1 = sha1_of_file(&file).unwrap();
+        let digest = crate::archive::digest_file(&file).unwrap();
         for key in [format!("packages/acme/{}.zip", "a".repeat(300)), "packages/acme/a\0b.zip".to_owned()] {
-            let error = storage.put_archive(&key, &file, &sha1).await.unwrap_err();
+            let error = storage.put_archive(&key, &file, &digest).await.unwrap_err();
             assert!(!error.is_transient(), "{key:?}: {error} counted as transient");
         }
     }

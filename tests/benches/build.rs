@@ -1,137 +1,82 @@
-//! Benchmark: a generated Magento-sized upstream built embedded (1 and 2 in-process workers) and
-//! distributed (RabbitMQ + S3 with 1, 2 and 4 `worker` processes).
+//! Benchmark: one generated Magento-sized upstream (`tests::generated`) built every way the farm
+//! runs, so the rows of one run can be compared with each other.
 //!
-//! `scripts/bench.sh` builds the release binaries and runs `cargo bench -p tests --bench build`,
-//! which prints a table (archives/s, MB/s). The distributed rows need RabbitMQ on 127.0.0.1:5672
-//! and moto (both from `scripts/test-setup.sh`); `BENCH_DISTRIBUTED=0` skips them. Sizes can be changed
-//! with `BENCH_MODULES` (default 300), `BENCH_FILES` (files per module, default 80) and
-//! `BENCH_TAGS` (default 12). Every tag after the first changes a quarter of the modules, so each
-//! tag adds new module versions plus a new base package, as Magento releases do. Timings are not
-//! asserted anywhere: compare the rows of one run with each other.
+//! `scripts/bench.sh` runs `scripts/test-setup.sh`, builds the release `worker` and `coordinator`
+//! binaries and runs `cargo bench -p tests --bench build`, which prints three tables:
+//!
+//! 1. embedded builds in this process (1 and 2 workers): archives, MB, seconds, archives/s, MB/s;
+//! 2. the main table, one row per way of running, each a child process build (so its CPU time can
+//!    be measured): `E` embedded into a local folder, `ES` embedded into S3, `D1`/`D2`/`D4` a
+//!    coordinator and 1/2/4 `worker` processes through RabbitMQ into S3, `ES30`/`D2-30` as `ES`/`D2`
+//!    with S3 behind [`tests::latency::LatencyProxy`] (30 ms per request/response turn, as a
+//!    remote S3). Columns: archives, MB, wall seconds, our CPU seconds (user + system of the
+//!    coordinator and workers, not of the S3 server), CPU/E and time/ES ratios; then the ratios
+//!    the farm aims for, as "target ... measured ... met/missed" lines;
+//! 3. incremental builds (embedded, with the `main` branch): first, nothing new, one module changed.
+//!
+//! The S3 and queue rows need RabbitMQ on 127.0.0.1:5672 and SeaweedFS (both from
+//! `scripts/test-setup.sh`; the bench starts its own SeaweedFS cluster); `BENCH_DISTRIBUTED=0`
+//! skips them (the main table then has `E` only). Environment:
+//! - `BENCH_MODULES` (default 300), `BENCH_FILES` (files per module, default 120), `BENCH_TAGS`
+//!   (default 12): the upstream's shape; the default makes 1,137 archives of about 540 MB. Every
+//!   tag after the first changes a quarter of the modules, so each tag adds new module versions
+//!   plus a new base package, as Magento releases do;
+//! - `BENCH_RUNS` (default 1): runs of every main-table row (round robin); the table shows the
+//!   median wall and CPU time;
+//! - `BENCH_ROWS`: a comma-separated subset of the main table's rows (e.g. `E,ES,D2`);
+//! - `BENCH_EMBEDDED_WORKERS` (default: one per core): `--workers` of the embedded rows;
+//! - `BENCH_WORKER_CONCURRENCY` (default 2): jobs at once per worker process.
+//!
+//! Every row checks that the build succeeded and made every archive; timings are never asserted.
+//! Wall time runs from starting the coordinator to its exit (the workers start just before);
+//! every row uses the same warm git cache, so no clone is measured.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tests::generated::{CONFIG, Shape, generate, write_module};
+use tests::latency::LatencyProxy;
+use tests::seaweed::S3Server;
+use tests::services::{Process, amqp_url, binary, delete_topology, unique_prefix};
 use tests::{Upstream, build, load_config};
+
+/// Latency of the "far away" S3 rows, per request/response turn.
+const LATENCY: Duration = Duration::from_millis(30);
+/// Longest a row's build may take before the bench gives up.
+const ROW_LIMIT: Duration = Duration::from_secs(3 * 3600);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Deterministic pseudo-random PHP-looking text of about `size` bytes.
-fn php_file(seed: u64, size: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = String::with_capacity(size + 64);
-    out.push_str("<?php\n/**\n * Copyright (c) generated benchmark file.\n */\ndeclare(strict_types=1);\n\n");
-    while out.len() < size {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.push_str(&format!(
-            "    public function method{:x}(int $value): int {{ return $value * {}; }}\n",
-            state,
-            state % 977
-        ));
-    }
-    out.into_bytes()
-}
-
-fn module_name(index: usize) -> String {
-    format!("Module{index:03}")
-}
-
-fn write_module(upstream: &mut Upstream, index: usize, files: usize, patch: usize) {
-    let name = module_name(index);
-    let dir = format!("app/code/Magento/{name}");
-    let composer = format!(
-        r#"{{"name":"magento/module-{}","description":"Benchmark module","type":"magento2-module","license":["OSL-3.0","AFL-3.0"],"version":"100.0.{patch}","require":{{"php":"~8.1.0||~8.2.0","magento/framework":"103.0.*"}},"autoload":{{"files":["registration.php"],"psr-4":{{"Magento\\{name}\\":""}}}}}}"#,
-        name.to_lowercase()
-    );
-    upstream.file(&format!("{dir}/composer.json"), composer);
-    upstream.file(&format!("{dir}/registration.php"), php_file(index as u64, 300));
-    for file in 0..files.saturating_sub(2) {
-        let folder =
-            ["Model", "Controller/Adminhtml", "Block", "etc", "view/frontend/templates", "Test/Unit/Model"][file % 6];
-        let size = 1000 + (file * 397 + index * 131) % 5000;
-        // The changed file of a patch release gets new content; the rest stays the same blob.
-        let seed = (index * 1000 + file) as u64 + if file == 0 { patch as u64 * 7_919 } else { 0 };
-        upstream.file(&format!("{dir}/{folder}/File{file:03}.php"), php_file(seed, size));
-    }
-}
-
-fn generate(path: &Path, modules: usize, files: usize, tags: usize) -> (Upstream, usize, usize) {
-    let mut upstream = Upstream::create(path);
-    let base = r#"{"name":"magento/magento2-base","description":"Benchmark base","type":"magento2-component","license":["OSL-3.0"],"require":{"php":"~8.1.0||~8.2.0"}}"#;
-    upstream.file("composer.json", base);
-    for i in 0..2000 {
-        let folder =
-            ["lib/web/js", "setup/src/Magento/Setup", "dev/tools", "pub/static", "lib/internal/Magento/Framework"]
-                [i % 5];
-        upstream.file(&format!("{folder}/f{i:04}.php"), php_file(1_000_000 + i as u64, 800 + i % 3000));
-    }
-    let mut patches = vec![0usize; modules];
-    for (index, patch) in patches.iter().enumerate() {
-        write_module(&mut upstream, index, files, *patch);
-    }
-    let mut expected_archives = 0;
-    for tag in 0..tags {
-        if tag > 0 {
-            for index in (0..modules).filter(|i| (i + tag) % 4 == 0) {
-                patches[index] += 1;
-                write_module(&mut upstream, index, files, patches[index]);
-            }
-            expected_archives += modules.div_ceil(4);
-        } else {
-            expected_archives += modules;
-        }
-        let version = format!("2.4.{tag}");
-        upstream.file("composer.json", base.replace("\"require\"", &format!("\"version\":\"{version}\",\"require\"")));
-        upstream.commit_and_tag(&version);
-        expected_archives += 1;
-    }
-    let file_count = upstream.files.len();
-    (upstream, file_count, expected_archives)
-}
-
-const CONFIG: &str = r#"
-[repository]
-base_url = "https://repo.example.org/"
-
-[[upstreams]]
-key = "magento2"
-url = "https://github.com/mage-os/mirror-magento2.git"
-from_tag = "2.4.0"
-
-[[upstreams.package_dirs]]
-label = "modules"
-dir = "app/code/Magento"
-
-[[upstreams.single_packages]]
-label = "base"
-dir = ""
-excludes = ["app/code/", "composer.lock"]
-empty_dirs = ["app/code/Magento"]
-"#;
-
-#[tokio::main]
-async fn main() {
+fn main() {
     let modules = env_usize("BENCH_MODULES", 300);
-    let files = env_usize("BENCH_FILES", 80);
+    let files = env_usize("BENCH_FILES", 120);
     let tags = env_usize("BENCH_TAGS", 12);
+    // Before any other child process: getconf is reaped, and counted, too.
+    let ticks = clock_ticks();
     let temp = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let (mut upstream, file_count, expected) =
-        generate(&temp.path().join("upstream/mirror-magento2.git"), modules, files, tags);
+    let generated =
+        generate(&temp.path().join("upstream/mirror-magento2.git"), Shape { modules, files, tags, base_files: 2000 });
+    let (mut upstream, expected) = (generated.upstream, generated.archives);
     eprintln!(
-        "generated upstream: {modules} modules, {file_count} files at the last tag, {tags} tags in {:.1}s",
+        "generated upstream: {modules} modules, {} files at the last tag, {tags} tags, {expected} archives to build in {:.1}s",
+        generated.files,
         started.elapsed().as_secs_f64()
     );
     let config_path = temp.path().join("bench.toml");
     std::fs::write(&config_path, CONFIG).expect("config");
     let cache = temp.path().join("cache");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(in_process(&config_path, temp.path(), &cache, expected));
+    main_table(&config_path, temp.path(), &cache, expected, ticks);
+    runtime.block_on(incremental(&config_path, temp.path(), &cache, &mut upstream, files));
+}
 
-    // Warm the git cache (the clone is not what we measure).
-    let warm = load_config(&config_path, &temp.path().join("upstream"), &cache, 1);
+/// Warms the git cache (the clone is not what we measure), then the in-process embedded rows.
+async fn in_process(config_path: &Path, dir: &Path, cache: &Path, expected: usize) {
+    let warm = load_config(config_path, &dir.join("upstream"), cache, 1);
     let started = Instant::now();
     let manifest = coordinator::manifest::Manifest::default();
     let planned =
@@ -139,18 +84,19 @@ async fn main() {
     eprintln!("clone + plan: {:.2}s, {} jobs planned", started.elapsed().as_secs_f64(), planned.to_build.len());
     assert_eq!(planned.to_build.len(), expected, "generator and plan disagree");
 
-    println!("| embedded: workers | archives | MB written | seconds | of which fetch+plan | archives/s | MB/s |");
+    println!(
+        "| embedded in-process: workers | archives | MB written | seconds | of which fetch+plan | archives/s | MB/s |"
+    );
     println!("|--------:|---------:|-----------:|--------:|--------------------:|-----------:|-----:|");
-    let mut first_seconds = None;
-    let mut embedded_two = None;
     for workers in [1usize, 2] {
-        let out = temp.path().join(format!("out-{workers}"));
-        let config = load_config(&config_path, &temp.path().join("upstream"), &cache, workers);
+        let out = dir.join(format!("out-{workers}"));
+        let config = load_config(config_path, &dir.join("upstream"), cache, workers);
         shared::git::clear_blob_cache();
         let started = Instant::now();
         let report = build(config, &out).await;
         let seconds = started.elapsed().as_secs_f64();
         assert!(report.failed.is_empty(), "{}", report.summary());
+        assert_eq!(report.built.len(), expected);
         let bytes: u64 = report.built.iter().filter_map(|b| b.size).sum();
         let megabytes = bytes as f64 / 1_000_000.0;
         println!(
@@ -160,21 +106,7 @@ async fn main() {
             report.built.len() as f64 / seconds,
             megabytes / seconds
         );
-        first_seconds.get_or_insert(seconds);
-        if workers == 2 {
-            embedded_two = Some(seconds);
-        }
-    }
-    incremental(&config_path, temp.path(), &cache, &mut upstream, files).await;
-    if std::env::var("BENCH_DISTRIBUTED").as_deref() == Ok("0") {
-        return;
-    }
-    let distributed_two = distributed(&config_path, temp.path(), &cache, expected).await;
-    if let Some(embedded_two) = embedded_two {
-        println!(
-            "\ndistributed with 2 worker processes / embedded with 2 workers: {:.2}x the time",
-            distributed_two / embedded_two
-        );
+        let _ = std::fs::remove_dir_all(&out);
     }
 }
 
@@ -209,186 +141,298 @@ async fn incremental(config_path: &Path, dir: &Path, cache: &Path, upstream: &mu
     assert_eq!(run("one module changed on main").await, 1);
 }
 
-/// Distributed rows: the machine's broker, N worker processes (each `BENCH_WORKER_CONCURRENCY`
-/// jobs at once, default 2) sharing the warm git cache (read-only once it has every commit),
-/// storing into a shared folder and into one S3 server (moto).
-async fn distributed(config_path: &Path, dir: &Path, cache: &Path, expected: usize) -> f64 {
-    use tests::services::{Process, S3Server, amqp_url, binary, unique_prefix};
-    let mut two = 0.0;
-    let s3 = S3Server::start();
+/// A row of the main table.
+struct Row {
+    /// Its name in the table.
+    label: &'static str,
+    /// Into S3 (else into a local folder).
+    s3: bool,
+    /// Worker processes through RabbitMQ; 0 = embedded.
+    processes: usize,
+    /// S3 behind the [`LatencyProxy`].
+    far: bool,
+}
+
+const ROWS: [Row; 7] = [
+    Row { label: "E", s3: false, processes: 0, far: false },
+    Row { label: "ES", s3: true, processes: 0, far: false },
+    Row { label: "D1", s3: true, processes: 1, far: false },
+    Row { label: "D2", s3: true, processes: 2, far: false },
+    Row { label: "D4", s3: true, processes: 4, far: false },
+    Row { label: "ES30", s3: true, processes: 0, far: true },
+    Row { label: "D2-30", s3: true, processes: 2, far: true },
+];
+
+/// One run of one row.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    archives: usize,
+    megabytes: f64,
+    seconds: f64,
+    cpu: f64,
+}
+
+/// What every row needs.
+struct Bench<'a> {
+    dir: &'a Path,
+    config_path: &'a Path,
+    cache: &'a Path,
+    expected: usize,
+    ticks: f64,
+    embedded_workers: usize,
+    worker_jobs: usize,
+    s3: Option<S3Server>,
+    proxy: Option<LatencyProxy>,
+}
+
+/// The main table: every row as child processes, CPU time from `/proc/self/stat`.
+fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, ticks: f64) {
+    let distributed = std::env::var("BENCH_DISTRIBUTED").as_deref() != Ok("0");
+    let chosen = std::env::var("BENCH_ROWS").ok();
+    let rows: Vec<&Row> = ROWS
+        .iter()
+        .filter(|row| distributed || !row.s3)
+        .filter(|row| {
+            chosen.as_deref().is_none_or(|list| list.split(',').any(|name| name.trim().eq_ignore_ascii_case(row.label)))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let runs = env_usize("BENCH_RUNS", 1).max(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let s3 = rows.iter().any(|row| row.s3).then(S3Server::start);
+    let proxy = match &s3 {
+        Some(server) if rows.iter().any(|row| row.far) => Some(LatencyProxy::start(server.port, LATENCY)),
+        _ => None,
+    };
+    let bench = Bench {
+        dir,
+        config_path,
+        cache,
+        expected,
+        ticks,
+        embedded_workers: env_usize("BENCH_EMBEDDED_WORKERS", cores),
+        worker_jobs: env_usize("BENCH_WORKER_CONCURRENCY", 2),
+        s3,
+        proxy,
+    };
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); rows.len()];
+    for run in 0..runs {
+        for (row, samples) in rows.iter().zip(samples.iter_mut()) {
+            eprintln!("main table: row {} (run {} of {runs})", row.label, run + 1);
+            samples.push(bench.run(row, run));
+        }
+    }
+
+    let medians: Vec<(&str, Sample)> = rows
+        .iter()
+        .zip(&samples)
+        .map(|(row, samples)| {
+            let last = *samples.last().expect("a sample");
+            let seconds = median(samples.iter().map(|s| s.seconds).collect());
+            let cpu = median(samples.iter().map(|s| s.cpu).collect());
+            (row.label, Sample { seconds, cpu, ..last })
+        })
+        .collect();
+    let find = |label: &str| medians.iter().find(|(name, _)| *name == label).map(|(_, sample)| *sample);
+    let (e, es) = (find("E"), find("ES"));
     println!();
-    println!("| mode | worker processes | archives | seconds | jobs/s | MB/s |");
-    println!("|------|-----------------:|---------:|--------:|-------:|-----:|");
-    let s3s_fs = S3sFs::start(dir);
-    let default_storages = if s3s_fs.is_some() { "local,s3,s3s-fs" } else { "local,s3" };
-    let storages = std::env::var("BENCH_STORAGE").unwrap_or_else(|_| default_storages.to_owned());
-    // Jobs at once per worker process: its cores, as a worker on its own machine would run.
-    let concurrency = env_usize("BENCH_WORKER_CONCURRENCY", 2);
-    for storage in storages.split(',') {
-        for processes in [1usize, 2, 4] {
-            let bucket = format!("bench-{storage}-{processes}");
-            let prefix = unique_prefix("bench");
-            let out = dir.join(format!("out-{storage}-{processes}"));
-            let text = match storage {
-                // The same queue, archives into a folder all processes share.
-                "local" => {
-                    let mut text =
-                        tests::distributed_config(config_path, &amqp_url(), &prefix, "http://unused", &bucket, "");
-                    text.truncate(text.find("\n[storage]").expect("storage section"));
-                    text
-                }
-                "s3" => {
-                    s3.create_public_bucket(&bucket);
-                    tests::distributed_config(config_path, &amqp_url(), &prefix, &s3.endpoint(), &bucket, "")
-                }
-                "s3s-fs" => {
-                    let server = s3s_fs.as_ref().expect("s3s-fs installed");
-                    std::fs::create_dir_all(server.root.join(&bucket)).expect("bucket folder");
-                    tests::distributed_config(config_path, &amqp_url(), &prefix, &server.endpoint(), &bucket, "")
-                        .replace("access_key_id = \"test\"", "conditional_writes = false\naccess_key_id = \"test\"")
-                }
-                other => panic!("unknown BENCH_STORAGE entry {other}"),
-            };
-            let path = dir.join(format!("bench-{storage}-{processes}.toml"));
-            std::fs::write(&path, text).expect("config");
-            let workers: Vec<Process> = (0..processes)
-                .map(|i| {
-                    Process::spawn(
-                        &format!("worker-{i}"),
-                        &binary("worker"),
-                        &["--config", path.to_str().unwrap()],
-                        &[
-                            ("FARM_BUILD__CACHE_DIR", cache.display().to_string()),
-                            ("FARM_BUILD__WORKERS", concurrency.to_string()),
-                            ("FARM_REPOSITORY__OUTPUT", out.display().to_string()),
-                            ("RUST_LOG", "warn".to_owned()),
-                        ],
-                    )
-                })
-                .collect();
-            let config = load_config(&path, &dir.join("upstream"), cache, 2);
-            shared::git::clear_blob_cache();
-            let started = Instant::now();
-            let report = build(config, &out).await;
-            let seconds = started.elapsed().as_secs_f64();
-            assert!(report.failed.is_empty(), "{}", report.summary());
-            assert_eq!(report.built.len(), expected);
-            let bytes: u64 = report.built.iter().filter_map(|b| b.size).sum();
-            let label = match storage {
-                "local" => "RabbitMQ + shared folder",
-                "s3" => "RabbitMQ + S3: moto",
-                _ => "RabbitMQ + S3: s3s-fs",
-            };
-            println!(
-                "| distributed ({label}) | {processes} | {} | {seconds:.2} | {:.1} | {:.1} |",
-                report.built.len(),
-                report.built.len() as f64 / seconds,
-                bytes as f64 / 1_000_000.0 / seconds
-            );
-            drop(workers);
-            tests::services::delete_topology_async(&amqp_url(), &prefix).await;
-            if processes == 2 && storage == "s3" {
-                two = seconds;
-            }
-        }
-        if storage != "local" {
-            let endpoint = match storage {
-                "s3" => s3.endpoint(),
-                _ => s3s_fs.as_ref().expect("s3s-fs").endpoint(),
-            };
-            if storage == "s3" {
-                s3.create_public_bucket("bench-raw");
-            } else {
-                std::fs::create_dir_all(s3s_fs.as_ref().expect("s3s-fs").root.join("bench-raw")).expect("bucket");
-            }
-            // The embedded run's archives (out-2), the same bytes the workers uploaded.
-            raw_uploads(storage, &endpoint, &dir.join("out-2").join("packages"), concurrency * 2).await;
-        }
-    }
-    two
-}
-
-/// The S3 server's own ceiling: the archives of one distributed run uploaded again into a fresh
-/// bucket straight from this process (same client, same checks), no queue, no git.
-async fn raw_uploads(storage: &str, endpoint: &str, root: &Path, parallel: usize) {
-    use shared::storage::Storage as _;
-    let text = format!(
-        "[repository]\nbase_url = \"http://x/\"\n[storage]\nkind = \"s3\"\nbucket = \"bench-raw\"\nendpoint = \"{endpoint}\"\n\
-         access_key_id = \"test\"\nsecret_access_key = \"test\"\nconditional_writes = {}\n",
-        storage == "s3"
-    );
-    let config = shared::config::FarmConfig::from_toml(&text).expect("raw config");
-    let scratch = tempfile::tempdir().expect("scratch");
-    let target = std::sync::Arc::new(
-        shared::s3::S3Storage::connect(&config.storage, scratch.path().to_owned()).await.expect("s3 client"),
-    );
-    let files: Vec<std::path::PathBuf> =
-        tests::snapshot(root).into_keys().filter(|k| k.extension().is_some_and(|e| e == "zip")).collect();
-    let started = Instant::now();
-    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut bytes = 0u64;
-    for relative in files.clone() {
-        let path = root.join(&relative);
-        bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let (target, limit) = (std::sync::Arc::clone(&target), std::sync::Arc::clone(&limit));
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore");
-            let sha1 = shared::storage::sha1_of_file(&path).expect("sha1");
-            let key = format!("packages/{}", relative.display());
-            target.put_archive(&key, &path, &sha1).await.expect("raw upload");
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    let seconds = started.elapsed().as_secs_f64();
-    let label = if storage == "s3" { "moto" } else { "s3s-fs" };
     println!(
-        "| ceiling: the same archives uploaded to {label} directly, {parallel} at a time | - | {} | {seconds:.2} | {:.1} | {:.1} |",
-        files.len(),
-        files.len() as f64 / seconds,
-        bytes as f64 / 1_000_000.0 / seconds
+        "main table: E = embedded ({} workers) into a local folder; ES = embedded into S3 (SeaweedFS); \
+         D1/D2/D4 = coordinator + 1/2/4 worker processes ({} jobs each) through RabbitMQ into S3; \
+         ES30, D2-30 = ES, D2 with {} ms per S3 request/response turn. CPU = user + system seconds of \
+         the coordinator and workers (not SeaweedFS){}.",
+        bench.embedded_workers,
+        bench.worker_jobs,
+        LATENCY.as_millis(),
+        if runs > 1 { format!("; seconds and CPU are medians of {runs} runs") } else { String::new() }
     );
-}
-
-/// s3s-fs (`cargo install s3s-fs --version 0.14.1 --features binary`), if installed: a Rust S3
-/// server storing objects as files. Optional; `BENCH_S3S_FS` names the binary.
-struct S3sFs {
-    child: std::process::Child,
-    port: u16,
-    root: std::path::PathBuf,
-}
-
-impl S3sFs {
-    fn start(dir: &Path) -> Option<S3sFs> {
-        let program = std::env::var_os("BENCH_S3S_FS").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| "/root".into());
-            home.join(".cache/composer-farm/s3s-fs/bin/s3s-fs")
-        });
-        if !program.is_file() {
-            return None;
+    println!("| row | archives | MB | seconds | CPU seconds | CPU/E | time/ES |");
+    println!("|-----|---------:|---:|--------:|------------:|------:|--------:|");
+    for (label, sample) in &medians {
+        let ratio = |of: f64, base: Option<f64>| match base {
+            Some(base) if base > 0.0 => format!("{:.2}", of / base),
+            _ => "-".to_owned(),
+        };
+        println!(
+            "| {label} | {} | {:.1} | {:.2} | {:.2} | {} | {} |",
+            sample.archives,
+            sample.megabytes,
+            sample.seconds,
+            sample.cpu,
+            ratio(sample.cpu, e.map(|e| e.cpu)),
+            ratio(sample.seconds, es.map(|es| es.seconds)),
+        );
+    }
+    println!();
+    let cpu = |label: &str| find(label).map(|s| s.cpu);
+    let time = |label: &str| find(label).map(|s| s.seconds);
+    for (name, of, base, limit) in [
+        ("CPU(ES)/CPU(E)", cpu("ES"), cpu("E"), 1.2),
+        ("time(ES30)/time(ES)", time("ES30"), time("ES"), 1.3),
+        ("time(D2)/time(ES)", time("D2"), time("ES"), 1.2),
+        ("time(D2-30)/time(ES30)", time("D2-30"), time("ES30"), 1.2),
+        ("time(D4)/time(D2)", time("D4"), time("D2"), 1.0),
+    ] {
+        match (of, base) {
+            (Some(of), Some(base)) if base > 0.0 => {
+                let measured = of / base;
+                let verdict = if measured <= limit { "met" } else { "missed" };
+                println!("target {name} <= {limit:.2}: measured {measured:.2}: {verdict}");
+            }
+            _ => println!("target {name} <= {limit:.2}: not measured"),
         }
-        let root = dir.join("s3s-fs");
-        std::fs::create_dir_all(&root).ok()?;
-        let port = tests::free_port();
-        let child = std::process::Command::new(program)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "test", "--secret-key", "test"])
-            .arg(&root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        tests::services::wait_for_port(port, std::time::Duration::from_secs(30));
-        Some(S3sFs { child, port, root })
     }
+    // Only now are the SeaweedFS processes reaped (their CPU is not ours).
+    drop(bench);
+}
 
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+impl Bench<'_> {
+    /// Runs one row once: a fresh output (folder or bucket) and queue prefix, every process of the
+    /// row exited and reaped before the CPU time is read.
+    fn run(&self, row: &Row, run: usize) -> Sample {
+        let name = format!("{}-{run}", row.label.to_lowercase());
+        let bucket = format!("bench-{name}");
+        let prefix = unique_prefix("bench");
+        let out = self.dir.join(format!("row-{name}"));
+        let endpoint = match (&self.s3, &self.proxy) {
+            (Some(_), Some(proxy)) if row.far => proxy.endpoint(),
+            (Some(s3), _) => s3.endpoint(),
+            (None, _) => String::new(),
+        };
+        let text = if !row.s3 {
+            std::fs::read_to_string(self.config_path).expect("base config")
+        } else if row.processes == 0 {
+            embedded_s3_config(self.config_path, &endpoint, &bucket)
+        } else {
+            tests::distributed_config(self.config_path, &amqp_url(), &prefix, &endpoint, &bucket, "")
+        };
+        if row.s3 {
+            self.s3.as_ref().expect("S3 server").create_public_bucket(&bucket);
+        }
+        let config = self.dir.join(format!("row-{name}.toml"));
+        std::fs::write(&config, text).expect("row config");
+        let config_arg = config.display().to_string();
+        let upstream_base = self.dir.join("upstream").display().to_string();
+        let cache = self.cache.display().to_string();
+        let quiet = [("RUST_LOG", "warn".to_owned())];
+
+        let before = children_cpu_seconds(self.ticks);
+        let mut workers: Vec<Process> = (0..row.processes)
+            .map(|i| {
+                Process::spawn(
+                    &format!("{name}-worker-{i}"),
+                    &binary("worker"),
+                    &["--config", config_arg.as_str()],
+                    &[
+                        ("FARM_BUILD__CACHE_DIR", cache.clone()),
+                        ("FARM_BUILD__WORKERS", self.worker_jobs.to_string()),
+                        ("RUST_LOG", "warn".to_owned()),
+                    ],
+                )
+            })
+            .collect();
+        let out_arg = out.display().to_string();
+        let workers_arg = self.embedded_workers.to_string();
+        let mut args = vec![
+            "build",
+            "--config",
+            config_arg.as_str(),
+            "--upstream-base",
+            upstream_base.as_str(),
+            "--cache-dir",
+            cache.as_str(),
+        ];
+        if !row.s3 {
+            args.extend(["--out", out_arg.as_str()]);
+        }
+        if row.processes == 0 {
+            args.extend(["--workers", workers_arg.as_str()]);
+        }
+        let started = Instant::now();
+        let mut coordinator = Process::spawn(&format!("{name}-coordinator"), &binary("coordinator"), &args, &quiet);
+        let code = coordinator.wait(ROW_LIMIT);
+        let seconds = started.elapsed().as_secs_f64();
+        for worker in &workers {
+            worker.signal("TERM");
+        }
+        for (i, worker) in workers.iter_mut().enumerate() {
+            let exit = worker.wait(Duration::from_secs(300));
+            if exit != 0 {
+                eprintln!("row {}: worker {i} exited with {exit}", row.label);
+            }
+        }
+        let after = children_cpu_seconds(self.ticks);
+        drop(workers);
+        if row.processes > 0 {
+            delete_topology(&amqp_url(), &prefix);
+        }
+        assert_eq!(code, 0, "row {}: coordinator build exited with {code}", row.label);
+
+        let report: serde_json::Value = if row.s3 {
+            let url = format!("{}/{bucket}/.farm/report.json", self.s3.as_ref().expect("S3 server").endpoint());
+            let bytes = reqwest::blocking::get(&url)
+                .and_then(|r| r.error_for_status())
+                .and_then(|r| r.bytes())
+                .unwrap_or_else(|e| panic!("row {}: cannot read {url}: {e}", row.label));
+            serde_json::from_slice(&bytes).expect("report JSON")
+        } else {
+            let text = std::fs::read(out.join(".farm/report.json")).expect("report.json");
+            serde_json::from_slice(&text).expect("report JSON")
+        };
+        let count = |field: &str| report[field].as_array().map_or(0, Vec::len);
+        assert_eq!(count("failed"), 0, "row {}: failed packages: {}", row.label, report["failed"]);
+        assert_eq!(count("built"), self.expected, "row {}: archives built", row.label);
+        let bytes: u64 = report["built"].as_array().into_iter().flatten().filter_map(|b| b["size"].as_u64()).sum();
+        if !row.s3 {
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        Sample { archives: count("built"), megabytes: bytes as f64 / 1_000_000.0, seconds, cpu: after - before }
     }
 }
 
-impl Drop for S3sFs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The base configuration with a `[storage]` section for a bucket and no `[queue]`: an embedded
+/// build into S3.
+fn embedded_s3_config(base: &Path, endpoint: &str, bucket: &str) -> String {
+    let text = std::fs::read_to_string(base).expect("base config");
+    let text = text.replace("base_url = \"http://127.0.0.1:8080/\"", &format!("base_url = \"{endpoint}/{bucket}/\""));
+    format!(
+        "{text}\n[storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+        tests::seaweed::ACCESS_KEY,
+        tests::seaweed::SECRET_KEY
+    )
+}
+
+/// User + system CPU seconds of this process's reaped children (and of the children they
+/// reaped): `cutime` + `cstime`, fields 16 and 17 of `/proc/self/stat`.
+fn children_cpu_seconds(ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Field 2 is the command in parentheses, which may hold spaces and ')': field 3 on follow the
+    // last ')'.
+    let rest = &stat[stat.rfind(')').expect("/proc/self/stat has a command field") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |number: usize| -> i64 {
+        fields.get(number - 3).and_then(|f| f.parse().ok()).unwrap_or_else(|| panic!("/proc/self/stat field {number}"))
+    };
+    (field(16) + field(17)) as f64 / ticks_per_second
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 0 { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
 }

@@ -388,7 +388,10 @@ pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str
         .expect("write composer.json");
 }
 
+pub mod generated;
 pub mod hostile;
+pub mod latency;
+pub mod seaweed;
 pub mod services;
 
 /// `name<TAB>bytes<TAB>sha256` rows for the zips among storage objects under `packages/`.
@@ -423,6 +426,8 @@ pub fn distributed_config(
     format!(
         "{text}\n[queue]\nurl = \"{amqp_url}\"\nprefix = \"{prefix}\"\n{timeout}{extra_queue}\n\
          [storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
-         access_key_id = \"test\"\nsecret_access_key = \"test\"\n"
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+        seaweed::ACCESS_KEY,
+        seaweed::SECRET_KEY
     )
 }

@@ -1,6 +1,7 @@
-//! Real services for the distributed tests: an S3 server (moto), RabbitMQ (the machine's broker,
-//! or a private node that a test may restart), a TCP proxy that can cut a connection path, and
-//! the `worker` / `coordinator` binaries as child processes with their log lines captured.
+//! Real services for the distributed tests: RabbitMQ (the machine's broker, or a private node that
+//! a test may restart), a TCP proxy that can cut or slow a connection path, and the `worker` /
+//! `coordinator` binaries as child processes with their log lines captured. The S3 server
+//! (SeaweedFS) is in [`crate::seaweed`].
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -55,95 +56,6 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// moto's S3 server on a free loopback port (state in memory, gone when dropped).
-pub struct S3Server {
-    child: Child,
-    /// Port it listens on.
-    pub port: u16,
-}
-
-impl S3Server {
-    /// Starts `moto_server` (`FARM_MOTO_SERVER`, else the one `scripts/test-setup.sh` installs).
-    pub fn start() -> S3Server {
-        let program = std::env::var_os("FARM_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
-            home.join(".cache/composer-farm/moto/bin/moto_server")
-        });
-        assert!(program.is_file(), "{} missing: run scripts/test-setup.sh (installs moto[server])", program.display());
-        let port = free_port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let server = S3Server { child, port };
-        wait_for_port(port, Duration::from_secs(30));
-        server
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates a bucket that anyone may read (Composer downloads straight from it).
-    pub fn create_public_bucket(&self, bucket: &str) {
-        let client = reqwest::blocking::Client::new();
-        let url = format!("{}/{bucket}", self.endpoint());
-        let response = client.put(&url).send().expect("create bucket");
-        assert!(response.status().is_success(), "create bucket: {}", response.status());
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
-                "Resource": [format!("arn:aws:s3:::{bucket}/*")]
-            }]
-        });
-        let response = client
-            .put(format!("{url}?policy"))
-            .header("content-type", "application/json")
-            .body(policy.to_string())
-            .send()
-            .expect("bucket policy");
-        assert!(response.status().is_success(), "bucket policy: {}", response.status());
-    }
-
-    /// Every object of a bucket with its bytes, read anonymously over HTTP (as clients do).
-    pub fn objects(&self, bucket: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
-        let client = reqwest::blocking::Client::new();
-        let listing = client
-            .get(format!("{}/{bucket}?list-type=2&max-keys=1000", self.endpoint()))
-            .send()
-            .and_then(|r| r.text())
-            .expect("list bucket");
-        let keys: Vec<String> = listing
-            .split("<Key>")
-            .skip(1)
-            .filter_map(|part| part.split("</Key>").next())
-            .map(|key| key.replace("&amp;", "&"))
-            .collect();
-        assert!(!listing.contains("<IsTruncated>true"), "more than 1000 objects; page the listing");
-        keys.into_iter()
-            .map(|key| {
-                let bytes = client
-                    .get(format!("{}/{bucket}/{key}", self.endpoint()))
-                    .send()
-                    .and_then(|r| r.bytes())
-                    .expect("get object");
-                (key, bytes.to_vec())
-            })
-            .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Waits until something accepts connections on the loopback port.

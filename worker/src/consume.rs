@@ -6,6 +6,14 @@
 //! so the redelivery is harmless. A failure that may pass (fetch, storage) is retried through the
 //! delay queue up to `max_attempts`; then, like a message that is not a job at all, it is
 //! dead-lettered with the reason. The loop reconnects with backoff when the broker goes away.
+//!
+//! A worker that cannot store takes no jobs: before it consumes, it probes its storage (a small
+//! write, read and delete); while the probe fails it says why at ERROR level and tries again with
+//! backoff. When a job fails to store during a session, the probe runs again (once at a time):
+//! if the storage itself is unusable (an endpoint gone, a key refused), that job and every job in
+//! hand go back to the queue as they came, with their attempts unspent, and the worker stops
+//! consuming until the probe passes. Healthy workers beside it build them; nothing is
+//! dead-lettered for one worker's bad setting. `worker check` runs the same probe once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +40,50 @@ pub struct WorkerContext {
     pub cache: Arc<GitCache>,
     /// Where archives go.
     pub storage: Arc<AnyStorage>,
-    /// Jobs at once (also the prefetch).
-    pub concurrency: usize,
+    /// Archives built and stored at once; its jobs in flight are the prefetch.
+    pub pipeline: crate::Pipeline,
     /// Name shown in the broker's connection list.
     pub name: String,
+    /// Whether the storage works from here.
+    pub health: StorageHealth,
+}
+
+/// Whether this worker's storage works, shared by its job tasks: set unusable when a store fails
+/// and the probe confirms it; the session watches it and stops consuming.
+#[derive(Debug, Clone)]
+pub struct StorageHealth {
+    unusable: Arc<tokio::sync::watch::Sender<bool>>,
+    probing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Default for StorageHealth {
+    fn default() -> Self {
+        StorageHealth { unusable: Arc::new(tokio::sync::watch::channel(false).0), probing: Arc::default() }
+    }
+}
+
+impl StorageHealth {
+    /// Whether the storage was found unusable (and not found working since).
+    pub fn is_unusable(&self) -> bool {
+        *self.unusable.borrow()
+    }
+
+    /// After a store failed: probes the storage (one probe at a time; a task that waited for
+    /// another's probe takes its answer). Returns whether the storage is unusable.
+    async fn confirm_after_failure(&self, storage: &AnyStorage) -> bool {
+        let _probing = self.probing.lock().await;
+        if self.is_unusable() {
+            return true;
+        }
+        match shared::storage::probe(storage).await {
+            Ok(()) => false,
+            Err(error) => {
+                error!(storage = %storage.location(), %error, "storage unusable: giving the jobs in hand back and taking no more until it works");
+                self.unusable.send_replace(true);
+                true
+            }
+        }
+    }
 }
 
 impl WorkerContext {
@@ -62,8 +110,9 @@ impl WorkerContext {
             queue,
             cache: Arc::new(GitCache::new(cache_dir)),
             storage: Arc::new(storage),
-            concurrency: config.concurrency(),
+            pipeline: crate::Pipeline::new(config.concurrency(), config.storage.uploads),
             name: format!("farm-worker {} pid {}", shared::storage::hostname(), std::process::id()),
+            health: StorageHealth::default(),
         })
     }
 }
@@ -72,9 +121,17 @@ impl WorkerContext {
 /// returns (jobs prefetched but not started go back to the queue when the connection closes).
 pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Result<()> {
     let topology = Topology::new(&context.queue);
-    info!(concurrency = context.concurrency, queue = %topology.jobs(), "worker starting");
+    info!(
+        builds = context.pipeline.builds(),
+        uploads = context.pipeline.uploads(),
+        queue = %topology.jobs(),
+        "worker starting"
+    );
     let mut pauses = amqp::reconnect_backoff();
     loop {
+        if !wait_until_storage_works(&context, &stop).await {
+            break;
+        }
         let connection = match amqp::connect_with_backoff(&context.queue.url, &context.name, &stop, None).await {
             Some(Ok(connection)) => connection,
             Some(Err(error)) => return Err(error.into()),
@@ -82,9 +139,12 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
         };
         let began = tokio::time::Instant::now();
         match serve(&connection, &context, &topology, &stop).await {
-            Ok(()) => {
+            Ok(SessionEnd::Stopped) => {
                 let _ = connection.close(200, "worker stopping".into()).await;
                 break;
+            }
+            Ok(SessionEnd::StorageUnusable) => {
+                let _ = connection.close(200, "storage unusable".into()).await;
             }
             Err(error) => {
                 warn!(%error, "lost the broker; reconnecting");
@@ -106,15 +166,86 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
     Ok(())
 }
 
-/// One connection's life: consume until the connection fails (`Err`) or `stop` (`Ok`).
+/// `worker check`: probes the storage and connects to the broker once; prints the verdict of each.
+/// Returns whether both work.
+pub async fn check(context: &WorkerContext) -> bool {
+    let storage = match shared::storage::probe(context.storage.as_ref()).await {
+        Ok(()) => {
+            println!("storage ok: {}", context.storage.location());
+            true
+        }
+        Err(error) => {
+            println!("storage unusable: {error}");
+            false
+        }
+    };
+    let never = CancellationToken::new();
+    let broker = match amqp::connect_with_backoff(
+        &context.queue.url,
+        &context.name,
+        &never,
+        Some(Duration::from_secs(10)),
+    )
+    .await
+    {
+        Some(Ok(connection)) => {
+            let _ = connection.close(200, "check done".into()).await;
+            println!("broker ok: {}", shared::config::redact_url(&context.queue.url));
+            true
+        }
+        Some(Err(error)) => {
+            println!("broker unusable: {error}");
+            false
+        }
+        None => false,
+    };
+    storage && broker
+}
+
+/// Probes the storage until it works (logging each failure) or `stop`; returns false on `stop`.
+async fn wait_until_storage_works(context: &WorkerContext, stop: &CancellationToken) -> bool {
+    let mut pauses = amqp::reconnect_backoff();
+    loop {
+        match shared::storage::probe(context.storage.as_ref()).await {
+            Ok(()) => {
+                if context.health.is_unusable() {
+                    info!(storage = %context.storage.location(), "storage works again: taking jobs");
+                }
+                context.health.unusable.send_replace(false);
+                return true;
+            }
+            Err(error) => {
+                context.health.unusable.send_replace(true);
+                error!(storage = %context.storage.location(), %error, "storage unusable: taking no jobs until it works");
+                let pause = pauses.next().unwrap_or(Duration::from_secs(15));
+                if !amqp::sleep_unless_stopped(pause, stop).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// How a session ended without a broker failure.
+enum SessionEnd {
+    /// `stop` was cancelled.
+    Stopped,
+    /// The storage turned out unusable; the jobs in hand were given back.
+    StorageUnusable,
+}
+
+/// One connection's life: consume until the connection fails (`Err`), `stop`, or the storage is
+/// found unusable.
 async fn serve(
     connection: &lapin::Connection,
     context: &WorkerContext,
     topology: &Topology,
     stop: &CancellationToken,
-) -> Result<(), AmqpError> {
+) -> Result<SessionEnd, AmqpError> {
+    let mut unusable = context.health.unusable.subscribe();
     let channel = amqp::open_channel(connection, topology).await?;
-    let prefetch = u16::try_from(context.concurrency.max(1)).unwrap_or(u16::MAX);
+    // The prefetch follows the pipeline: enough jobs in hand to keep every build and upload slot busy.
+    let prefetch = u16::try_from(context.pipeline.jobs_in_flight()).unwrap_or(u16::MAX);
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let tag = format!("worker-{}", shared::storage::unique_process_name());
     let mut consumer = channel
@@ -131,7 +262,12 @@ async fn serve(
             _ = stop.cancelled() => {
                 info!(in_progress = tasks.len(), "stopping: no new jobs; finishing the ones in hand");
                 let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-                break Ok(());
+                break Ok(SessionEnd::Stopped);
+            }
+            _ = unusable.wait_for(|unusable| *unusable) => {
+                // The jobs in hand see the flag and go back to the queue.
+                let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+                break Ok(SessionEnd::StorageUnusable);
             }
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
@@ -195,9 +331,21 @@ async fn handle(
             return ack(channel, &delivery).await;
         }
     };
+    if context.health.is_unusable() {
+        return give_back(channel, topology, &delivery).await;
+    }
     info!(job_id = %job.job_id.0, package = %job.package, version = %job.version, attempt, "job started");
-    let mut executed =
-        crate::execute_classified(Arc::clone(&context.cache), Arc::clone(&context.storage), job.clone()).await;
+    let mut executed = crate::execute_classified(
+        Arc::clone(&context.cache),
+        Arc::clone(&context.storage),
+        &context.pipeline,
+        job.clone(),
+    )
+    .await;
+    if executed.storage_failure && context.health.confirm_after_failure(&context.storage).await {
+        info!(job_id = %job.job_id.0, "job given back: the storage is unusable from this worker");
+        return give_back(channel, topology, &delivery).await;
+    }
     // The archive must be durable before the result says so (a shared folder: fsync the new
     // directory entries; S3: nothing to do).
     if matches!(executed.result.outcome, Outcome::Built { .. })
@@ -246,6 +394,13 @@ async fn handle(
         info!(job_id = %job.job_id.0, "job done");
     }
     ack(channel, &delivery).await
+}
+
+/// Puts the delivery back on the jobs queue as it came (same headers, so the same attempt
+/// count), confirmed, then acknowledges it: a job this worker cannot store costs no attempt.
+async fn give_back(channel: &Channel, topology: &Topology, delivery: &Delivery) -> Result<(), AmqpError> {
+    amqp::publish_confirmed(channel, "", &topology.jobs(), &delivery.data, delivery.properties.clone()).await?;
+    ack(channel, delivery).await
 }
 
 /// Publishes the delivery to the dead-letter exchange with the reason (confirmed).

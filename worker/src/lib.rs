@@ -64,6 +64,9 @@ pub struct Executed {
     pub result: BuildResult,
     /// The job failed for a reason that may pass (see [`JobError::is_transient`]).
     pub transient: bool,
+    /// The job failed because storing its archive failed for a reason that may pass: perhaps the
+    /// storage itself is unusable from here (see [`crate::consume`]).
+    pub storage_failure: bool,
 }
 
 /// An archive written to a temp file, not yet stored.
@@ -123,20 +126,72 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
     Ok(BuiltArchive { file: temp.into_temp_path(), digest, warnings })
 }
 
+/// How many archives are built at once (CPU work: one per core) and how many are on their way to
+/// storage beside them (I/O: `storage.uploads`). A job holds a build slot while its archive is
+/// written and an upload slot while it is stored, never both: slow storage does not idle the
+/// cores, and no more than `builds + uploads` jobs (and temp files) are in hand at once.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    building: Arc<tokio::sync::Semaphore>,
+    storing: Arc<tokio::sync::Semaphore>,
+    builds: usize,
+    uploads: usize,
+}
+
+impl Pipeline {
+    /// `builds` archives written and `uploads` stored at once (each at least 1).
+    pub fn new(builds: usize, uploads: usize) -> Pipeline {
+        let (builds, uploads) = (builds.max(1), uploads.max(1));
+        Pipeline {
+            building: Arc::new(tokio::sync::Semaphore::new(builds)),
+            storing: Arc::new(tokio::sync::Semaphore::new(uploads)),
+            builds,
+            uploads,
+        }
+    }
+
+    /// Archives built at once.
+    pub fn builds(&self) -> usize {
+        self.builds
+    }
+
+    /// Archives stored at once.
+    pub fn uploads(&self) -> usize {
+        self.uploads
+    }
+
+    /// Jobs worth taking at once: every build slot and every upload slot busy (also the broker
+    /// prefetch of a worker).
+    pub fn jobs_in_flight(&self) -> usize {
+        self.builds + self.uploads
+    }
+}
+
 /// Runs one job to its result: build, store, report. Never fails; failures are the outcome.
-pub async fn execute<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: BuildJob) -> BuildResult {
-    execute_classified(cache, storage, job).await.result
+pub async fn execute<S: Storage>(
+    cache: Arc<GitCache>,
+    storage: Arc<S>,
+    pipeline: &Pipeline,
+    job: BuildJob,
+) -> BuildResult {
+    execute_classified(cache, storage, pipeline, job).await.result
 }
 
 /// [`execute`], also saying whether a failure may pass on another try.
-pub async fn execute_classified<S: Storage>(cache: Arc<GitCache>, storage: Arc<S>, job: BuildJob) -> Executed {
+pub async fn execute_classified<S: Storage>(
+    cache: Arc<GitCache>,
+    storage: Arc<S>,
+    pipeline: &Pipeline,
+    job: BuildJob,
+) -> Executed {
     let span = info_span!("job", build_id = %job.build_id.0, job_id = %job.job_id.0, package = %job.package, version = %job.version);
-    let (outcome, transient) = async {
-        match run_job(&cache, storage.as_ref(), &job).await {
-            Ok(outcome) => (outcome, false),
+    let (outcome, transient, storage_failure) = async {
+        match run_job(&cache, storage.as_ref(), pipeline, &job).await {
+            Ok(outcome) => (outcome, false, false),
             Err(error) => {
                 warn!(%error, transient = error.is_transient(), "job failed");
-                (Outcome::Failed { reason: error.to_string() }, error.is_transient())
+                let storage_failure = matches!(&error, JobError::Storage(e) if e.is_transient());
+                (Outcome::Failed { reason: error.to_string() }, error.is_transient(), storage_failure)
             }
         }
     }
@@ -151,19 +206,29 @@ pub async fn execute_classified<S: Storage>(cache: Arc<GitCache>, storage: Arc<S
             attempts: job.attempt,
         },
         transient,
+        storage_failure,
     }
 }
 
-async fn run_job<S: Storage>(cache: &Arc<GitCache>, storage: &S, job: &BuildJob) -> Result<Outcome, JobError> {
+async fn run_job<S: Storage>(
+    cache: &Arc<GitCache>,
+    storage: &S,
+    pipeline: &Pipeline,
+    job: &BuildJob,
+) -> Result<Outcome, JobError> {
     let scratch = storage.scratch_dir();
     let built = {
+        let _slot = pipeline.building.acquire().await.map_err(|e| JobError::Task(e.to_string()))?;
         let cache = Arc::clone(cache);
         let job = job.clone();
         tokio::task::spawn_blocking(move || build_archive(&cache, &job, &scratch))
             .await
             .map_err(|e| JobError::Task(e.to_string()))??
     };
-    let stored = storage.put_archive(&job.target_key, &built.file, &built.digest.sha1).await?;
+    let stored = {
+        let _slot = pipeline.storing.acquire().await.map_err(|e| JobError::Task(e.to_string()))?;
+        storage.put_archive(&job.target_key, &built.file, &built.digest).await?
+    };
     debug!(?stored, size = built.digest.size, sha1 = %built.digest.sha1, "archive stored");
     if stored == Stored::AlreadyIdentical {
         debug!("identical archive was already stored (redelivered job)");
@@ -177,22 +242,23 @@ async fn run_job<S: Storage>(cache: &Arc<GitCache>, storage: &S, job: &BuildJob)
     })
 }
 
-/// Consumes jobs from the in-process queue with `concurrency` jobs at once until it closes.
+/// Consumes jobs from the in-process queue through `pipeline` until it closes.
 pub async fn run_in_process<S: Storage>(
     jobs: JobReceiver,
     results: ResultPublisher,
     cache: Arc<GitCache>,
     storage: Arc<S>,
-    concurrency: usize,
+    pipeline: Pipeline,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let (jobs, results, cache, storage) = (jobs.clone(), results.clone(), Arc::clone(&cache), Arc::clone(&storage));
+    for _ in 0..pipeline.jobs_in_flight() {
+        let (jobs, results, cache, storage, pipeline) =
+            (jobs.clone(), results.clone(), Arc::clone(&cache), Arc::clone(&storage), pipeline.clone());
         tasks.spawn(async move {
             while let Some(job) = jobs.next().await {
                 match job {
                     Ok(job) => {
-                        let result = execute(Arc::clone(&cache), Arc::clone(&storage), job).await;
+                        let result = execute(Arc::clone(&cache), Arc::clone(&storage), &pipeline, job).await;
                         if !results.publish(&result) {
                             return;
                         }

@@ -9,7 +9,7 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use tests::services::{PrivateRabbit, Process, amqp_url};
 
-use crate::{Farm, Options, expect_exit, stored_report};
+use crate::{Farm, Options, THOUSAND, expect_exit, stored_report};
 
 /// job ids with a "job started" line but no "job done" line in this process.
 fn unfinished_jobs(process: &Process) -> BTreeSet<String> {
@@ -35,40 +35,81 @@ fn job_id_of(line: &str) -> Option<String> {
     }
 }
 
+/// Nothing lost, nothing corrupt, nothing dead-lettered: the bucket holds exactly the archives an
+/// embedded build makes, the report lists no failure, and `coordinator verify` passes.
 fn assert_complete(farm: &Farm) {
-    assert_eq!(farm.archive_rows(), tests::expected_parity_rows(), "archives in the bucket differ");
+    assert_eq!(farm.archive_rows(), farm.expected, "archives in the bucket differ from the embedded build's");
     let report = stored_report(farm);
     assert_eq!(report["failed"].as_array().unwrap().len(), 0, "{report:#}");
+    assert_eq!(report["dead_letters"].as_array().map_or(0, Vec::len), 0, "{report:#}");
     let (code, lines) = farm.verify();
     assert_eq!(code, 0, "{lines:#?}");
 }
 
+/// The `job done` lines of all these workers.
+fn done(workers: &[&Process]) -> usize {
+    workers.iter().map(|w| w.count("job done")).sum()
+}
+
+/// Waits until these workers together logged `count` lines containing `needle`.
+fn wait_all(workers: &mut [&mut Process], needle: &str, count: usize) {
+    let started = std::time::Instant::now();
+    while workers.iter().map(|w| w.count(needle)).sum::<usize>() < count {
+        assert!(started.elapsed() < Duration::from_secs(300), "no {count} lines '{needle}' from the workers");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn workers_killed_mid_job_lose_nothing() {
-    let farm = Farm::parity("sigkill", &amqp_url(), Options { proxy: true, ..Options::default() });
-    // A slow link to S3 makes each job take long enough to be killed in the middle of.
-    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(40));
+fn workers_sigkilled_mid_upload_twenty_times_lose_nothing() {
+    // Each victim reaches S3 through a slow link, so uploads are in flight when it is killed;
+    // jobs can be interrupted up to 20 times, so the broker's delivery limit is above that.
+    let farm = Farm::generated(
+        THOUSAND,
+        "sigkill",
+        &amqp_url(),
+        Options { proxy: true, queue: "delivery_limit = 30\n", ..Options::default() },
+    );
+    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(20));
     let mut coordinator = farm.coordinator();
     let mut interrupted = BTreeSet::new();
-    for round in 0..4 {
+    for round in 0..20 {
         let mut victim = farm.worker(&format!("victim-{round}"), 2);
-        assert!(victim.wait_for("job started", 2, Duration::from_secs(120)), "round {round}: no job started");
+        assert!(victim.wait_for("job started", 3, Duration::from_secs(120)), "round {round}: no job started");
         victim.kill();
         interrupted.extend(unfinished_jobs(&victim));
     }
     assert!(!interrupted.is_empty(), "no worker was killed in the middle of a job");
-    let survivors = [farm.worker("survivor-a", 2), farm.worker("survivor-b", 2)];
-    expect_exit(&mut coordinator, 0, Duration::from_secs(300));
-    // Every interrupted job was handed to another worker and finished there.
+    // The survivors store directly.
+    let direct = [("FARM_STORAGE__ENDPOINT", farm.s3.endpoint())];
+    let survivors = [farm.worker_with("survivor-a", 2, &direct), farm.worker_with("survivor-b", 2, &direct)];
+    expect_exit(&mut coordinator, 0, Duration::from_secs(600));
     let finished: BTreeSet<String> = survivors
         .iter()
         .flat_map(|s| s.lines())
         .filter(|l| l.contains("job done"))
         .filter_map(|l| job_id_of(&l))
         .collect();
-    let redone: Vec<&String> = interrupted.iter().filter(|id| finished.contains(*id)).collect();
-    assert!(!redone.is_empty(), "interrupted jobs {interrupted:?} were not redelivered");
-    farm.proxy.as_ref().unwrap().set_delay(Duration::ZERO);
+    assert!(interrupted.iter().all(|id| finished.contains(id)), "interrupted jobs were not all built by the survivors");
+    assert_complete(&farm);
+}
+
+#[test]
+fn the_volume_server_killed_mid_build_then_restarted() {
+    let mut farm = Farm::generated(THOUSAND, "volume", &amqp_url(), Options::default());
+    let mut workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
+    let mut coordinator = farm.coordinator();
+    {
+        let mut all: Vec<&mut Process> = workers.iter_mut().collect();
+        wait_all(&mut all, "job done", 100);
+    }
+    farm.s3.kill_volume();
+    // The gateway now fails writes (after its own timeout): wait until it says so.
+    farm.s3.wait_until_writes_fail();
+    let done_at_kill = done(&workers.iter().collect::<Vec<_>>());
+    farm.s3.start_volume();
+    expect_exit(&mut coordinator, 0, Duration::from_secs(600));
+    assert!(done_at_kill < farm.archives, "the build finished before the volume server was killed");
     assert_complete(&farm);
 }
 
@@ -76,46 +117,107 @@ fn workers_killed_mid_job_lose_nothing() {
 fn broker_restart_mid_build() {
     let temp = tempfile::tempdir().unwrap();
     let rabbit = PrivateRabbit::start(&temp.path().join("rabbit"));
-    let farm = Farm::parity("restart", &rabbit.url(), Options { proxy: true, ..Options::default() });
-    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(40));
-    let mut worker = farm.worker("worker", 2);
+    let farm = Farm::generated(THOUSAND, "restart", &rabbit.url(), Options::default());
+    let mut workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
     let mut coordinator = farm.coordinator();
-    assert!(worker.wait_for("job done", 4, Duration::from_secs(120)), "no progress before the restart");
+    {
+        let mut all: Vec<&mut Process> = workers.iter_mut().collect();
+        wait_all(&mut all, "job done", 100);
+    }
     rabbit.stop_node();
-    let done_at_stop = worker.count("job done");
-    std::thread::sleep(Duration::from_secs(2));
+    let done_at_stop = done(&workers.iter().collect::<Vec<_>>());
+    for worker in workers.iter_mut() {
+        assert!(worker.wait_for("lost the broker", 1, Duration::from_secs(120)), "a worker never noticed");
+    }
+    assert!(coordinator.wait_for("lost the broker", 1, Duration::from_secs(120)), "the coordinator never noticed");
     rabbit.start_node();
-    expect_exit(&mut coordinator, 0, Duration::from_secs(300));
-    assert!(done_at_stop < 35, "the build finished before the broker went away");
-    assert!(worker.count("lost the broker") > 0, "the worker never noticed the restart");
-    assert!(coordinator.count("lost the broker") > 0, "the coordinator never noticed the restart");
-    farm.proxy.as_ref().unwrap().set_delay(Duration::ZERO);
+    expect_exit(&mut coordinator, 0, Duration::from_secs(600));
+    assert!(done_at_stop < farm.archives, "the build finished before the broker went away");
     assert_complete(&farm);
 }
 
 #[test]
-fn s3_unreachable_for_a_while() {
-    let farm = Farm::parity(
-        "s3-outage",
-        &amqp_url(),
-        Options {
-            proxy: true,
-            queue: "retry_delay = \"1s\"\nretry_delay_max = \"3s\"\nmax_attempts = 10\n",
-            ..Options::default()
-        },
-    );
+fn s3_cut_mid_build_costs_no_attempt() {
+    // Everyone reaches S3 through the proxy; cutting it makes every worker find its storage
+    // unusable: they give their jobs back (no attempt spent, nothing dead-lettered) and wait.
+    let farm = Farm::generated(THOUSAND, "s3-cut", &amqp_url(), Options { proxy: true, ..Options::default() });
     let proxy = farm.proxy.as_ref().unwrap();
-    proxy.set_delay(Duration::from_millis(20));
-    let mut worker = farm.worker("worker", 2);
+    let mut workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
     let mut coordinator = farm.coordinator();
-    assert!(worker.wait_for("job done", 3, Duration::from_secs(120)), "no progress before the outage");
+    {
+        let mut all: Vec<&mut Process> = workers.iter_mut().collect();
+        wait_all(&mut all, "job done", 100);
+    }
     proxy.disable();
-    assert!(worker.wait_for("job will be retried", 2, Duration::from_secs(120)), "no retry during the outage");
-    std::thread::sleep(Duration::from_secs(5));
+    // The cut lasts until every worker has failed its probe twice (it keeps taking no jobs).
+    for worker in workers.iter_mut() {
+        assert!(worker.wait_for("storage unusable", 2, Duration::from_secs(300)), "a worker never noticed the cut");
+    }
+    let done_at_cut = done(&workers.iter().collect::<Vec<_>>());
     proxy.enable();
-    proxy.set_delay(Duration::ZERO);
-    expect_exit(&mut coordinator, 0, Duration::from_secs(300));
+    expect_exit(&mut coordinator, 0, Duration::from_secs(600));
+    assert!(done_at_cut < farm.archives, "the build finished before S3 was cut");
+    assert!(workers.iter().all(|w| w.count("storage works again") >= 1), "a worker did not resume");
+    assert_eq!(workers.iter().map(|w| w.count("job will be retried")).sum::<usize>(), 0, "attempts were spent");
     assert_complete(&farm);
+}
+
+#[test]
+fn the_coordinator_sigkilled_mid_build_and_restarted() {
+    let farm = Farm::generated(THOUSAND, "coordinator-kill", &amqp_url(), Options::default());
+    let _workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
+    let mut first = farm.coordinator();
+    let progress = format!("/{} done", farm.archives);
+    assert!(first.wait_for(&progress, 200, Duration::from_secs(300)), "no progress before the kill");
+    first.kill();
+    let mut second = farm.coordinator();
+    expect_exit(&mut second, 0, Duration::from_secs(600));
+    assert!(second.count("storage lock of a coordinator process of this host that is gone") == 1);
+    assert_complete(&farm);
+}
+
+#[test]
+fn workers_with_a_broken_storage_setting_give_their_jobs_back() {
+    // Two stray workers beside two healthy ones: one with a wrong secret key (it never takes a
+    // job), one whose endpoint goes away mid-build (it gives back what it holds and stops).
+    let farm = Farm::generated(THOUSAND, "stray", &amqp_url(), Options { proxy: true, ..Options::default() });
+    let proxy = farm.proxy.as_ref().unwrap();
+    let direct = [("FARM_STORAGE__ENDPOINT", farm.s3.endpoint())];
+    let mut coordinator = farm.coordinator_with(&direct);
+    let mut vanishing = farm.worker("stray-vanishing", 2);
+    assert!(vanishing.wait_for("job done", 5, Duration::from_secs(300)), "the stray worker built nothing");
+    proxy.disable();
+    let wrong_key =
+        [("FARM_STORAGE__ENDPOINT", farm.s3.endpoint()), ("FARM_STORAGE__SECRET_ACCESS_KEY", "wrong".to_owned())];
+    let mut refused = farm.worker_with("stray-wrong-key", 2, &wrong_key);
+    let healthy = [farm.worker_with("healthy-a", 2, &direct), farm.worker_with("healthy-b", 2, &direct)];
+    expect_exit(&mut coordinator, 0, Duration::from_secs(600));
+    assert!(refused.wait_for("storage unusable", 1, Duration::from_secs(60)));
+    assert_eq!(refused.count("job started"), 0, "a worker that cannot store took a job");
+    let said = refused.lines().into_iter().find(|l| l.contains("storage unusable")).unwrap();
+    assert!(said.contains(&farm.s3.endpoint()) && said.contains("bucket composer") && said.contains("403"), "{said}");
+    assert!(vanishing.count("storage unusable") >= 1, "the vanishing worker never noticed");
+    assert!(done(&healthy.iter().collect::<Vec<_>>()) > 0);
+    // The endpoint is back (clients read the repository through it).
+    proxy.enable();
+    assert_complete(&farm);
+
+    // `worker check` says the same, as an exit status.
+    let check = |name: &str, env: &[(&str, String)]| {
+        let mut process = Process::spawn(
+            name,
+            &tests::services::binary("worker"),
+            &["--config", farm.config.to_str().unwrap(), "check"],
+            env,
+        );
+        (process.wait(Duration::from_secs(120)), process.lines())
+    };
+    let (code, lines) = check("check-wrong", &wrong_key);
+    assert_eq!(code, 1, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("storage unusable") && l.contains("bucket composer")), "{lines:#?}");
+    let (code, lines) = check("check-good", &direct);
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("storage ok")), "{lines:#?}");
 }
 
 #[test]
@@ -245,8 +347,8 @@ fn s3_unreachable_for_the_coordinator_when_it_writes_the_metadata() {
     assert!(coordinator.wait_for("jobs published", 1, Duration::from_secs(120)), "jobs were not published");
     proxy.disable();
     let _worker = farm.worker_with("worker", 2, &[("FARM_STORAGE__ENDPOINT", farm.s3.endpoint())]);
-    assert!(coordinator.wait_for("cannot save the manifest yet", 1, Duration::from_secs(120)), "no retry seen");
-    std::thread::sleep(Duration::from_secs(3));
+    // The outage lasts until the coordinator has failed to save twice.
+    assert!(coordinator.wait_for("cannot save the manifest yet", 2, Duration::from_secs(120)), "no retry seen");
     proxy.enable();
     expect_exit(&mut coordinator, 0, Duration::from_secs(300));
     assert_complete(&farm);

@@ -1,5 +1,5 @@
 //! The distributed mode against real services: RabbitMQ (the machine's broker, or a private node
-//! for the restart test), an S3 server (moto) and `worker` / `coordinator` processes.
+//! for the restart test), an S3 server (SeaweedFS) and `worker` / `coordinator` processes.
 
 mod faults;
 mod parity;
@@ -7,10 +7,15 @@ mod parity;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tests::services::{Process, S3Server, TcpProxy, binary};
+use tests::seaweed::S3Server;
+use tests::services::{Process, TcpProxy, binary};
 
 /// A farm under test: its temp folder, S3 server, bucket and config file.
 pub struct Farm {
+    /// The archive rows a correct build publishes (`name<TAB>bytes<TAB>sha256`).
+    pub expected: String,
+    /// How many archives that is.
+    pub archives: usize,
     pub temp: tempfile::TempDir,
     pub s3: S3Server,
     /// In front of S3 when asked for: every client (workers, coordinator) goes through it.
@@ -35,11 +40,51 @@ pub struct Options<'a> {
     pub upstreams: &'a str,
 }
 
+/// A generated upstream of 1,037 small archives (100 modules, 37 tags), enough for faults to hit
+/// a build in the middle.
+pub const THOUSAND: tests::generated::Shape =
+    tests::generated::Shape { modules: 100, files: 4, tags: 37, base_files: 20 };
+
 impl Farm {
     /// The parity fixture's upstream and config against a broker URL.
     pub fn parity(label: &str, amqp_url: &str, options: Options<'_>) -> Farm {
         let temp = tempfile::tempdir().unwrap();
         let upstream_base = tests::restore_parity_upstream(&temp.path().join("upstream"));
+        let base = temp.path().join("base.toml");
+        let parity = std::fs::read_to_string(tests::fixture("parity.toml")).unwrap();
+        std::fs::write(&base, format!("{parity}\n{}\n", options.upstreams)).unwrap();
+        let expected = tests::expected_parity_rows();
+        Farm::with_upstream(temp, upstream_base, &base, expected, label, amqp_url, options)
+    }
+
+    /// A generated upstream of `shape` against a broker URL; what a correct build publishes is
+    /// what an embedded build of the same upstream into a local folder makes.
+    pub fn generated(shape: tests::generated::Shape, label: &str, amqp_url: &str, options: Options<'_>) -> Farm {
+        let temp = tempfile::tempdir().unwrap();
+        let upstream_base = temp.path().join("upstream");
+        let generated = tests::generated::generate(&upstream_base.join("mirror-magento2.git"), shape);
+        drop(generated.upstream);
+        let base = temp.path().join("base.toml");
+        std::fs::write(&base, format!("{}\n{}\n", tests::generated::CONFIG, options.upstreams)).unwrap();
+        let config = tests::load_config(&base, &upstream_base, &temp.path().join("cache-embedded"), 2);
+        let out = temp.path().join("embedded");
+        let report = tokio::runtime::Runtime::new().unwrap().block_on(tests::build(config, &out));
+        assert!(report.failed.is_empty(), "{}", report.summary());
+        assert_eq!(report.built.len(), generated.archives, "generator and build disagree");
+        let expected = tests::archive_rows(&out.join("packages"));
+        std::fs::remove_dir_all(&out).unwrap();
+        Farm::with_upstream(temp, upstream_base, &base, expected, label, amqp_url, options)
+    }
+
+    fn with_upstream(
+        temp: tempfile::TempDir,
+        upstream_base: PathBuf,
+        base: &std::path::Path,
+        expected: String,
+        label: &str,
+        amqp_url: &str,
+        options: Options<'_>,
+    ) -> Farm {
         let s3 = S3Server::start();
         let bucket = "composer".to_owned();
         s3.create_public_bucket(&bucket);
@@ -49,13 +94,22 @@ impl Farm {
             None => s3.endpoint(),
         };
         let prefix = tests::services::unique_prefix(label);
-        let base = temp.path().join("base.toml");
-        let parity = std::fs::read_to_string(tests::fixture("parity.toml")).unwrap();
-        std::fs::write(&base, format!("{parity}\n{}\n", options.upstreams)).unwrap();
-        let text = tests::distributed_config(&base, amqp_url, &prefix, &endpoint, &bucket, options.queue);
+        let text = tests::distributed_config(base, amqp_url, &prefix, &endpoint, &bucket, options.queue);
         let config = temp.path().join("farm.toml");
         std::fs::write(&config, text).unwrap();
-        Farm { temp, s3, proxy, bucket, config, upstream_base, prefix, amqp_url: amqp_url.to_owned() }
+        let archives = expected.lines().count();
+        Farm {
+            expected,
+            archives,
+            temp,
+            s3,
+            proxy,
+            bucket,
+            config,
+            upstream_base,
+            prefix,
+            amqp_url: amqp_url.to_owned(),
+        }
     }
 
     /// Starts a `worker` process with its own cache folder.
@@ -76,6 +130,11 @@ impl Farm {
 
     /// Starts `coordinator build`.
     pub fn coordinator(&self) -> Process {
+        self.coordinator_with(&[])
+    }
+
+    /// [`Farm::coordinator`] with extra environment (e.g. `FARM_STORAGE__ENDPOINT`).
+    pub fn coordinator_with(&self, env: &[(&str, String)]) -> Process {
         let cache = self.temp.path().join("cache-coordinator");
         Process::spawn(
             "coordinator",
@@ -89,7 +148,7 @@ impl Farm {
                 "--cache-dir",
                 cache.to_str().unwrap(),
             ],
-            &[],
+            env,
         )
     }
 

@@ -1,10 +1,11 @@
 //! `coordinator serve` in the distributed mode: a webhook's build goes through RabbitMQ to a
-//! `worker` process and into an S3 bucket (moto).
+//! `worker` process and into an S3 bucket (SeaweedFS).
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tests::services::{Process, S3Server, amqp_url, binary, delete_topology, unique_prefix};
+use tests::seaweed::S3Server;
+use tests::services::{Process, amqp_url, binary, delete_topology, unique_prefix};
 
 use super::{GITHUB_SECRET, Served, Settings, built_ids, metric, push_body, set_module};
 

@@ -1,0 +1,291 @@
+//! Publishing the Composer metadata the manifest describes, with storage work in proportion to
+//! what changed.
+//!
+//! The farm keeps an index of what it last published: `.farm/metadata-index.json`, each metadata
+//! key with the SHA-256 of its bytes. A publish renders every file in memory, compares each with
+//! the index and writes only the files whose bytes differ, `storage.uploads` at a time,
+//! `packages.json` last (so clients never see a root that names a file not yet written). A file
+//! the index does not know (a first build, an index lost or deleted by an operator, a file whose
+//! write a crash interrupted) is compared with what storage holds instead, once.
+//!
+//! Crash safety: before writing, the index is saved without the keys about to change; after, with
+//! their new digests. An index therefore never vouches for bytes that are not in storage.
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::Context as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use shared::metadata::PublishedVersion;
+use shared::storage::{STATE_PREFIX, Storage};
+use tracing::{info, warn};
+
+/// Where the index lives.
+pub fn index_key() -> String {
+    format!("{STATE_PREFIX}/metadata-index.json")
+}
+
+/// Metadata key → hex SHA-256 of the bytes published there.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Index {
+    files: BTreeMap<String, String>,
+}
+
+impl Index {
+    async fn load(storage: &impl Storage) -> anyhow::Result<Index> {
+        match storage.get(&index_key()).await? {
+            Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                // Losing the index costs one comparison per file, not correctness.
+                warn!(%error, "the metadata index is unreadable; comparing every file with storage once");
+                Index::default()
+            })),
+            None => Ok(Index::default()),
+        }
+    }
+
+    async fn save(&self, storage: &impl Storage) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(self).expect("index serialises");
+        storage.put_replace(&index_key(), bytes).await.context("cannot save the metadata index")
+    }
+}
+
+/// What one publish did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Files written.
+    pub written: usize,
+    /// Files read back from storage because the index did not know them.
+    pub compared: usize,
+    /// Files removed (names with no version left).
+    pub removed: usize,
+}
+
+/// Renders metadata from the versions and writes the files that changed (see the module docs).
+/// In an output the farm already managed (`prune`), it then removes the p2 files of names the new
+/// `packages.json` no longer lists (only possible after the manifest was edited by hand); in an
+/// output written by another tool, nothing it did not write is deleted.
+pub async fn publish_metadata(
+    storage: &impl Storage,
+    base_url: &str,
+    versions: &[PublishedVersion],
+    prune: bool,
+    uploads: usize,
+) -> anyhow::Result<Published> {
+    let mut index = Index::load(storage).await?;
+    let previous_names = if prune { listed_names(storage).await? } else { Vec::new() };
+    let files = shared::metadata::render(base_url, versions);
+    let mut current_names = HashSet::new();
+    let mut candidates = Vec::new();
+    for file in files {
+        if let Some(name) = file.key.strip_prefix("p2/").and_then(|k| k.strip_suffix(".json")) {
+            current_names.insert(name.trim_end_matches("~dev").to_owned());
+        }
+        let digest = hex::encode(sha2::Sha256::digest(&file.bytes));
+        if index.files.get(&file.key) != Some(&digest) {
+            candidates.push((file, digest));
+        }
+    }
+    // Files the index does not know: what storage holds decides.
+    let mut published = Published::default();
+    let unknown: Vec<usize> =
+        candidates.iter().enumerate().filter(|(_, (f, _))| !index.files.contains_key(&f.key)).map(|(i, _)| i).collect();
+    published.compared = unknown.len();
+    let same: HashSet<usize> = futures_util::stream::iter(unknown)
+        .map(|i| {
+            let file = &candidates[i].0;
+            async move {
+                Ok::<_, anyhow::Error>((storage.get(&file.key).await?.as_deref() == Some(&file.bytes[..])).then_some(i))
+            }
+        })
+        .buffer_unordered(uploads.max(1))
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await?;
+    let mut changes = Vec::new();
+    for (i, (file, digest)) in candidates.into_iter().enumerate() {
+        if same.contains(&i) {
+            index.files.insert(file.key, digest);
+        } else {
+            changes.push((file, digest));
+        }
+    }
+    if changes.is_empty() && published.compared == 0 && !prune_needed(&previous_names, &current_names) {
+        return Ok(published);
+    }
+    // The index stops vouching for what is about to change before anything changes.
+    for (file, _) in &changes {
+        index.files.remove(&file.key);
+    }
+    index.save(storage).await?;
+    let (root, rest): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(file, _)| file.key == "packages.json");
+    for batch in [rest, root] {
+        let written: Vec<(String, String)> = futures_util::stream::iter(batch)
+            .map(|(file, digest)| async move {
+                storage
+                    .put_replace(&file.key, file.bytes)
+                    .await
+                    .with_context(|| format!("cannot write {}", file.key))?;
+                Ok::<_, anyhow::Error>((file.key, digest))
+            })
+            .buffer_unordered(uploads.max(1))
+            .try_collect()
+            .await?;
+        published.written += written.len();
+        index.files.extend(written);
+    }
+    for name in previous_names.iter().filter(|name| !current_names.contains(*name)) {
+        warn!(package = %name, "no published version left; removing its metadata");
+        for key in [format!("p2/{name}.json"), format!("p2/{name}~dev.json")] {
+            storage.delete(&key).await.with_context(|| format!("cannot delete {key}"))?;
+            index.files.remove(&key);
+            published.removed += 1;
+        }
+    }
+    storage.flush().await?;
+    index.save(storage).await?;
+    info!(written = published.written, compared = published.compared, "metadata published");
+    Ok(published)
+}
+
+fn prune_needed(previous: &[String], current: &HashSet<String>) -> bool {
+    previous.iter().any(|name| !current.contains(name))
+}
+
+/// The names the published `packages.json` lists (none if there is none yet).
+async fn listed_names(storage: &impl Storage) -> anyhow::Result<Vec<String>> {
+    let Some(bytes) = storage.get("packages.json").await? else {
+        return Ok(Vec::new());
+    };
+    let root: serde_json::Value = serde_json::from_slice(&bytes).context("published packages.json is not JSON")?;
+    Ok(root["available-packages"]
+        .as_array()
+        .map(|names| names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use shared::storage::{LocalStorage, StorageError, Stored};
+
+    use super::*;
+
+    /// A local folder that counts reads and writes of metadata.
+    struct Counting {
+        inner: LocalStorage,
+        gets: AtomicUsize,
+        puts: AtomicUsize,
+    }
+
+    impl Storage for Counting {
+        fn scratch_dir(&self) -> std::path::PathBuf {
+            self.inner.scratch_dir()
+        }
+        async fn put_archive(
+            &self,
+            key: &str,
+            file: &std::path::Path,
+            digest: &shared::archive::ArchiveDigest,
+        ) -> Result<Stored, StorageError> {
+            self.inner.put_archive(key, file, digest).await
+        }
+        async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+            if key != index_key() {
+                self.puts.fetch_add(1, Ordering::SeqCst);
+            }
+            self.inner.put_replace(key, bytes).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+            if key != index_key() {
+                self.gets.fetch_add(1, Ordering::SeqCst);
+            }
+            self.inner.get(key).await
+        }
+        async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+            self.inner.exists(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StorageError> {
+            self.inner.delete(key).await
+        }
+        async fn flush(&self) -> Result<(), StorageError> {
+            self.inner.flush().await
+        }
+    }
+
+    fn version(name: &str, version: &str) -> PublishedVersion {
+        let composer = serde_json::json!({"name": name, "version": version, "type": "library"});
+        PublishedVersion {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            composer: composer.as_object().unwrap().clone(),
+            key: format!("packages/{name}-{version}.zip"),
+            sha1: "0".repeat(40),
+        }
+    }
+
+    fn counts(storage: &Counting) -> (usize, usize) {
+        (storage.gets.swap(0, Ordering::SeqCst), storage.puts.swap(0, Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_publish_touches_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Counting {
+            inner: LocalStorage::open(dir.path()).unwrap(),
+            gets: AtomicUsize::new(0),
+            puts: AtomicUsize::new(0),
+        };
+        let mut versions: Vec<PublishedVersion> = (0..50).map(|i| version(&format!("acme/p{i}"), "1.0.0")).collect();
+        let first = publish_metadata(&storage, "https://repo.example/", &versions, false, 8).await.unwrap();
+        // 50 p2 files, 50 (empty) ~dev files and packages.json, each compared once (no index
+        // yet) and written.
+        assert_eq!((first.written, first.compared), (101, 101));
+        counts(&storage);
+
+        // Nothing changed: no metadata file is read or written (but packages.json, read once for
+        // the names to prune).
+        let again = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        assert_eq!(again, Published::default());
+        assert_eq!(counts(&storage), (1, 0));
+
+        // One new version of one package: its p2 file only (the root lists the same names).
+        versions.push(version("acme/p7", "1.1.0"));
+        let one = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        assert_eq!((one.written, one.compared), (1, 0));
+        assert_eq!(counts(&storage), (1, 1));
+        let p7: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("p2/acme/p7.json")).unwrap()).unwrap();
+        assert_eq!(p7["packages"]["acme/p7"].as_array().unwrap().len(), 2);
+
+        // The index is lost: every file is compared with storage once, none is rewritten.
+        std::fs::remove_file(dir.path().join(index_key())).unwrap();
+        let lost = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        assert_eq!((lost.written, lost.compared), (0, 101));
+        assert_eq!(counts(&storage), (1 + 101, 0));
+        let after = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        assert_eq!(after, Published::default());
+    }
+
+    #[tokio::test]
+    async fn an_index_never_vouches_for_a_file_whose_write_was_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Counting {
+            inner: LocalStorage::open(dir.path()).unwrap(),
+            gets: AtomicUsize::new(0),
+            puts: AtomicUsize::new(0),
+        };
+        let old = vec![version("acme/a", "1.0.0")];
+        publish_metadata(&storage, "https://repo.example/", &old, false, 4).await.unwrap();
+        let before = std::fs::read(dir.path().join("p2/acme/a.json")).unwrap();
+        // A later build wrote a new p2 file and died before saving the index: the index was
+        // saved without the key first, so the old bytes are not vouched for.
+        let mut index = Index::load(&storage.inner).await.unwrap();
+        index.files.remove("p2/acme/a.json");
+        index.save(&storage.inner).await.unwrap();
+        std::fs::write(dir.path().join("p2/acme/a.json"), b"{\"half\":").unwrap();
+        publish_metadata(&storage, "https://repo.example/", &old, true, 4).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("p2/acme/a.json")).unwrap(), before);
+    }
+}
