@@ -3,6 +3,7 @@
 
 mod faults;
 mod parity;
+mod storage;
 
 use std::path::PathBuf;
 use std::time::Duration;
