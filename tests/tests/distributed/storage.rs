@@ -47,7 +47,10 @@ async fn single_and_multipart_uploads_store_the_same_bytes_and_never_overwrite()
     let (big, big_digest) = file(dir.path(), "big.zip", &bytes(1, 12 << 20));
     let (small, small_digest) = file(dir.path(), "small.zip", &bytes(2, 100 << 10));
     assert_eq!(store.put_archive("packages/acme/big-1.0.0.zip", &big, &big_digest).await.unwrap(), Stored::Created);
-    assert_eq!(store.put_archive("packages/acme/small-1.0.0.zip", &small, &small_digest).await.unwrap(), Stored::Created);
+    assert_eq!(
+        store.put_archive("packages/acme/small-1.0.0.zip", &small, &small_digest).await.unwrap(),
+        Stored::Created
+    );
     // The same bytes again: accepted as identical, for both paths.
     assert_eq!(
         store.put_archive("packages/acme/big-1.0.0.zip", &big, &big_digest).await.unwrap(),
@@ -87,7 +90,8 @@ async fn of_concurrent_writers_of_one_key_exactly_one_wins() {
         let key = format!("packages/acme/race-{threshold}.zip");
         let mut writers = tokio::task::JoinSet::new();
         for writer in 0..8u64 {
-            let (path, digest) = file(dir.path(), &format!("race-{threshold}-{writer}.zip"), &bytes(writer + 10, 6 << 20));
+            let (path, digest) =
+                file(dir.path(), &format!("race-{threshold}-{writer}.zip"), &bytes(writer + 10, 6 << 20));
             let (store, key) = (std::sync::Arc::clone(&store), key.clone());
             writers.spawn(async move { (store.put_archive(&key, &path, &digest).await, path) });
         }
