@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::services::wait_for_port;
-
 /// The access key the server knows (full rights).
 pub const ACCESS_KEY: &str = "farm-test-key";
 /// Its secret.
@@ -81,7 +79,7 @@ impl S3Server {
         );
         let mut server = S3Server { weed, dir, master, volume: None, filer, port, master_port, volume_port };
         server.start_volume();
-        wait_for_port(port, Duration::from_secs(60));
+        server.wait_for_gateway();
         server.wait_writable();
         server
     }
@@ -189,6 +187,21 @@ impl S3Server {
             .collect()
     }
 
+    /// Waits until the S3 gateway accepts connections; a part that exits fails the test with its log.
+    fn wait_for_gateway(&mut self) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = [("master", &mut self.master), ("filer", &mut self.filer)]
+                .into_iter()
+                .find_map(|(part, child)| child.try_wait().ok().flatten().map(|status| (part, status)));
+            if let Some((part, status)) = exited {
+                panic!("weed {part} exited ({status}):\n{}", self.log(part));
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "no S3 gateway after 120 s:\n{}", self.log("filer"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the store takes a write: the volume server registers with the master a
     /// moment after its port opens ("No writable volumes" until then).
     fn wait_writable(&self) {
@@ -259,27 +272,30 @@ fn spawn(weed: &Path, dir: &Path, part: &str, args: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("cannot start weed {part}: {e}"))
 }
 
-/// Four HTTP ports below 55000 whose gRPC twins (+10000) are free too.
+/// Four HTTP ports whose gRPC twins (+10000) are free too, all below Linux's ephemeral range
+/// (32768 and up), so no client connection of this machine can take one before `weed` binds it;
+/// never the same port twice in one test process (clusters start in parallel).
 fn port_quadruple() -> [u16; 4] {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let mut found = Vec::new();
-    let mut held = Vec::new();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
-    let seed = std::process::id() as u64 ^ nanos.unwrap_or(0);
-    let mut candidate = seed.wrapping_mul(2_654_435_761);
+    let mut candidate = (std::process::id() as u64 ^ nanos.unwrap_or(0)).wrapping_mul(2_654_435_761);
     while found.len() < 4 {
         candidate = candidate.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let port = 20_000 + ((candidate >> 33) % 25_000) as u16;
-        if found.contains(&port) || found.contains(&(port + 10_000)) {
+        let port = 10_000 + ((candidate >> 33) % 12_700) as u16;
+        let taken = |p: u16| found.contains(&p) || handed_out.contains(&p);
+        if taken(port) || taken(port + 10_000) || taken(port.wrapping_sub(10_000)) {
             continue;
         }
-        // Holding both listeners until all four are chosen keeps the set distinct.
-        if let (Ok(http), Ok(grpc)) = (
-            std::net::TcpListener::bind(("127.0.0.1", port)),
-            std::net::TcpListener::bind(("127.0.0.1", port + 10_000)),
-        ) {
-            held.extend([http, grpc]);
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+        if free {
             found.push(port);
         }
+    }
+    for port in &found {
+        handed_out.extend([*port, port + 10_000]);
     }
     [found[0], found[1], found[2], found[3]]
 }
