@@ -72,6 +72,7 @@ async fn packages_over_a_zip_limit_fail_cleanly_and_leave_nothing() {
     let files: std::collections::BTreeSet<String> = snapshot(&out).keys().map(|p| p.display().to_string()).collect();
     let expected = [
         ".farm/manifest.json",
+        ".farm/metadata-index.json",
         "p2/acme/good.json",
         "p2/acme/good~dev.json",
         "packages.json",

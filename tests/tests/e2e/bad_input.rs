@@ -91,6 +91,7 @@ async fn each_bad_input_is_reported_and_the_rest_is_built() {
     let files: std::collections::BTreeSet<String> = snapshot(&out).keys().map(|p| p.display().to_string()).collect();
     let expected = [
         ".farm/manifest.json",
+        ".farm/metadata-index.json",
         "p2/acme/good.json",
         "p2/acme/good~dev.json",
         "packages.json",

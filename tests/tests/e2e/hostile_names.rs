@@ -68,11 +68,17 @@ async fn names_composer_refuses_are_rejected_at_planning_and_nothing_collides() 
 
     // One entry for col/x, in its own file; no '~dev' file written by another name.
     let files: BTreeSet<String> = snapshot(&out).keys().map(|p| p.display().to_string()).collect();
-    let expected: BTreeSet<String> =
-        [".farm/manifest.json", "p2/col/x.json", "p2/col/x~dev.json", "packages.json", "packages/col/x-1.0.0.zip"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+    let expected: BTreeSet<String> = [
+        ".farm/manifest.json",
+        ".farm/metadata-index.json",
+        "p2/col/x.json",
+        "p2/col/x~dev.json",
+        "packages.json",
+        "packages/col/x-1.0.0.zip",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert_eq!(files, expected);
     let zip = out.join("packages/col/x-1.0.0.zip");
     let test = tests::unzip_test(&zip);

@@ -108,6 +108,7 @@ async fn entries_git_refuses_fail_their_package_and_are_never_published() {
     let files: std::collections::BTreeSet<String> = snapshot(&out).keys().map(|p| p.display().to_string()).collect();
     let expected = [
         ".farm/manifest.json",
+        ".farm/metadata-index.json",
         "p2/acme/excluded.json",
         "p2/acme/excluded~dev.json",
         "p2/acme/good.json",
