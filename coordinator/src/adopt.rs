@@ -19,12 +19,13 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
+use shared::archive::ArchiveDigest;
 use shared::identity::shown;
 use shared::storage::Storage;
 use tracing::info;
 
 use crate::build::{Farm, StoredArchive};
-use crate::fetch::{Digests, Limits, Source};
+use crate::fetch::{Limits, Source};
 use crate::manifest::ManifestEntry;
 
 /// What `adopt` did.
@@ -130,8 +131,9 @@ pub async fn adopt(farm: &Farm, from: &str, options: &AdoptOptions) -> anyhow::R
     let mut entries = Vec::with_capacity(staged.len());
     for archive in staged {
         if let Some(file) = &archive.file {
-            let digest = shared::archive::digest_file(file)
-                .with_context(|| format!("cannot read the downloaded {}", archive.entry.key))?;
+            // Size and digests as the download measured them (and the sha1 was checked against).
+            let entry = &archive.entry;
+            let digest = ArchiveDigest { size: entry.size, sha1: entry.sha1.clone(), sha256: entry.sha256.clone() };
             storage
                 .put_archive(&archive.entry.key, file, &digest)
                 .await
@@ -220,7 +222,7 @@ async fn stage(
                 ));
             }
             let composer = archive_composer_json(std::io::Cursor::new(&bytes), &item.name);
-            (Digests { size: stored.size, sha1: stored.sha1, sha256: stored.sha256 }, composer, None)
+            (ArchiveDigest { size: stored.size, sha1: stored.sha1, sha256: stored.sha256 }, composer, None)
         }
         None => {
             let mut temp = scratch_file(storage)?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha1::Digest as _;
+use shared::archive::ArchiveDigest;
 
 mod shape;
 
@@ -145,17 +146,6 @@ pub enum FetchError {
     },
 }
 
-/// Size and digests of a downloaded file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digests {
-    /// Bytes.
-    pub size: u64,
-    /// Lower-case hex SHA-1.
-    pub sha1: String,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
-}
-
 /// Where a repository is read from.
 pub struct Source {
     kind: Kind,
@@ -277,12 +267,12 @@ impl Source {
     }
 
     /// Streams an archive into `out` (nothing is kept in memory); `None` if it does not exist.
-    pub async fn archive(&self, location: &str, out: &mut std::fs::File) -> Result<Option<Digests>, FetchError> {
+    pub async fn archive(&self, location: &str, out: &mut std::fs::File) -> Result<Option<ArchiveDigest>, FetchError> {
         self.read(location, self.limits.max_archive_bytes, out).await
     }
 
     /// Downloads `location` only to hash it (within the archive limit); `None` if it does not exist.
-    pub async fn digest(&self, location: &str) -> Result<Option<Digests>, FetchError> {
+    pub async fn digest(&self, location: &str) -> Result<Option<ArchiveDigest>, FetchError> {
         self.read(location, self.limits.max_archive_bytes, &mut std::io::sink()).await
     }
 
@@ -292,7 +282,7 @@ impl Source {
         location: &str,
         limit: u64,
         sink: &mut impl std::io::Write,
-    ) -> Result<Option<Digests>, FetchError> {
+    ) -> Result<Option<ArchiveDigest>, FetchError> {
         let mut hasher = Hasher::new(sink, limit);
         let found = match &self.kind {
             Kind::Http { client, .. } => {
@@ -438,9 +428,9 @@ impl<'a, W: std::io::Write> Hasher<'a, W> {
         self.sink.write_all(bytes).map_err(TakeError::Io)
     }
 
-    fn finish(self) -> Digests {
+    fn finish(self) -> ArchiveDigest {
         let _ = self.sink.flush();
-        Digests {
+        ArchiveDigest {
             size: self.size,
             sha1: hex::encode(self.sha1.finalize()),
             sha256: hex::encode(self.sha256.finalize()),

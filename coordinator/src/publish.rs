@@ -114,10 +114,12 @@ pub async fn publish_metadata(
         return Ok(published);
     }
     // The index stops vouching for what is about to change before anything changes.
-    for (file, _) in &changes {
-        index.files.remove(&file.key);
+    if !changes.is_empty() {
+        for (file, _) in &changes {
+            index.files.remove(&file.key);
+        }
+        index.save(storage).await?;
     }
-    index.save(storage).await?;
     let (root, rest): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(file, _)| file.key == "packages.json");
     for batch in [rest, root] {
         let written: Vec<(String, String)> = futures_util::stream::iter(batch)

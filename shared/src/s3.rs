@@ -155,6 +155,7 @@ impl S3Storage {
             key: key.to_owned(),
             message: format!("not a SHA-256: {}", digest.sha256),
         })?;
+        let sha256 = base64::engine::general_purpose::STANDARD.encode(sha256);
         let body = ByteStream::read_from()
             .path(file)
             .buffer_size(usize::try_from(digest.size.clamp(4096, 256 * 1024)).unwrap_or(4096))
@@ -169,7 +170,7 @@ impl S3Storage {
             .if_none_match("*")
             .content_type("application/zip")
             .content_length(digest.size as i64)
-            .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(&sha256))
+            .checksum_sha256(&sha256)
             .metadata(SHA1_METADATA, &digest.sha1)
             .body(body)
             .customize()
@@ -179,9 +180,7 @@ impl S3Storage {
         match put {
             // The server computed the SHA-256 of what it stored (AWS, MinIO, SeaweedFS): it must be ours.
             Ok(output) => match output.checksum_sha256() {
-                Some(echoed) if echoed == base64::engine::general_purpose::STANDARD.encode(&sha256) => {
-                    Ok(Upload::Verified)
-                }
+                Some(echoed) if echoed == sha256 => Ok(Upload::Verified),
                 Some(echoed) => Err(StorageError::Remote {
                     key: key.to_owned(),
                     message: format!("upload checksum mismatch: sent {}, server stored {echoed}", digest.sha256),

@@ -372,8 +372,9 @@ impl Storage for LocalStorage {
 /// back and deletes it. Fails with the first error (an endpoint that does not answer, a key the
 /// server refuses, a missing bucket, a read-only folder).
 pub async fn probe(storage: &impl Storage) -> Result<(), StorageError> {
-    let key = format!("{STATE_PREFIX}/probes/{}", unique_process_name());
-    let body = format!("probe from {}\n", unique_process_name()).into_bytes();
+    let name = unique_process_name();
+    let key = format!("{STATE_PREFIX}/probes/{name}");
+    let body = format!("probe from {name}\n").into_bytes();
     storage.put_replace(&key, body.clone()).await?;
     let read = storage.get(&key).await?;
     storage.delete(&key).await?;

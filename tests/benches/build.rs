@@ -304,7 +304,7 @@ impl Bench<'_> {
         let text = if !row.s3 {
             std::fs::read_to_string(self.config_path).expect("base config")
         } else if row.processes == 0 {
-            embedded_s3_config(self.config_path, &endpoint, &bucket)
+            tests::s3_config(self.config_path, &endpoint, &bucket)
         } else {
             tests::distributed_config(self.config_path, &amqp_url(), &prefix, &endpoint, &bucket, "")
         };
@@ -390,19 +390,6 @@ impl Bench<'_> {
         }
         Sample { archives: count("built"), megabytes: bytes as f64 / 1_000_000.0, seconds, cpu: after - before }
     }
-}
-
-/// The base configuration with a `[storage]` section for a bucket and no `[queue]`: an embedded
-/// build into S3.
-fn embedded_s3_config(base: &Path, endpoint: &str, bucket: &str) -> String {
-    let text = std::fs::read_to_string(base).expect("base config");
-    let text = text.replace("base_url = \"http://127.0.0.1:8080/\"", &format!("base_url = \"{endpoint}/{bucket}/\""));
-    format!(
-        "{text}\n[storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
-         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
-        tests::seaweed::ACCESS_KEY,
-        tests::seaweed::SECRET_KEY
-    )
 }
 
 /// User + system CPU seconds of this process's reaped children (and of the children they

@@ -409,8 +409,22 @@ pub fn object_rows(objects: &BTreeMap<String, Vec<u8>>) -> String {
     rows.concat()
 }
 
-/// A farm configuration for the distributed mode: the TOML of `base` (upstreams) with
-/// `[queue]` and `[storage]` sections for a broker, a prefix and an S3 bucket appended.
+/// A farm configuration for an embedded build into S3: the TOML of `base` (upstreams) with its
+/// `base_url` pointed at the bucket and a `[storage]` section for the bucket of the test server
+/// (`seaweed`) with its keys.
+pub fn s3_config(base: &Path, endpoint: &str, bucket: &str) -> String {
+    let text = std::fs::read_to_string(base).expect("base config");
+    let text = text.replace("base_url = \"http://127.0.0.1:8080/\"", &format!("base_url = \"{endpoint}/{bucket}/\""));
+    format!(
+        "{text}\n[storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+        seaweed::ACCESS_KEY,
+        seaweed::SECRET_KEY
+    )
+}
+
+/// A farm configuration for the distributed mode: [`s3_config`] with a `[queue]` section for a
+/// broker and a prefix appended.
 pub fn distributed_config(
     base: &Path,
     amqp_url: &str,
@@ -419,15 +433,8 @@ pub fn distributed_config(
     bucket: &str,
     extra_queue: &str,
 ) -> String {
-    let text = std::fs::read_to_string(base).expect("base config");
-    let text = text.replace("base_url = \"http://127.0.0.1:8080/\"", &format!("base_url = \"{endpoint}/{bucket}/\""));
+    let text = s3_config(base, endpoint, bucket);
     // A test that hangs fails within minutes, not the product's default half hour.
     let timeout = if extra_queue.contains("result_timeout") { "" } else { "result_timeout = \"5m\"\n" };
-    format!(
-        "{text}\n[queue]\nurl = \"{amqp_url}\"\nprefix = \"{prefix}\"\n{timeout}{extra_queue}\n\
-         [storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
-         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
-        seaweed::ACCESS_KEY,
-        seaweed::SECRET_KEY
-    )
+    format!("{text}\n[queue]\nurl = \"{amqp_url}\"\nprefix = \"{prefix}\"\n{timeout}{extra_queue}\n")
 }
