@@ -24,9 +24,9 @@ use shared::identity::shown;
 use shared::storage::Storage;
 use tracing::info;
 
-use crate::build::{Farm, StoredArchive};
+use crate::build::Farm;
 use crate::fetch::{Limits, Source};
-use crate::manifest::ManifestEntry;
+use crate::manifest::{ManifestEntry, Origin, StoredArchive};
 
 /// What `adopt` did.
 #[derive(Debug, Default)]
@@ -247,20 +247,9 @@ async fn stage(
         }
     };
     let composer = composer.map_err(|e| format!("{key}: {e}; not adopted"))?;
-    let entry = ManifestEntry {
-        name: item.name.clone(),
-        version: item.version.clone(),
-        key,
-        size: digests.size,
-        sha1: digests.sha1,
-        sha256: digests.sha256,
-        upstream: "adopted".to_owned(),
-        repo,
-        git_ref: String::new(),
-        commit: String::new(),
-        tree_id: String::new(),
-        composer,
-    };
+    let stored = StoredArchive { key, size: digests.size, sha1: digests.sha1, sha256: digests.sha256 };
+    let origin = Origin { repo, ..Origin::adopted() };
+    let entry = ManifestEntry::new(item.name.clone(), item.version.clone(), stored, composer, origin);
     Ok(Staged { entry, file })
 }
 

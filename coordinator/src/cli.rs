@@ -202,7 +202,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let (options, strict) = args.options()?;
             let storage = build::open_storage(&options.config, &options.out).await?;
             let manifest = Manifest::load(&storage).await?;
-            let planned = build::plan_build(&options.config, &manifest, &build::Scope::All).await?;
+            let planned = crate::plan::plan(&options.config, &manifest, &crate::plan::Scope::All).await?;
+            let report = crate::report::BuildReport::planned(planned.findings);
             for candidate in &planned.to_build {
                 println!(
                     "build {} {} from {} {} ({})",
@@ -216,15 +217,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             for package in &planned.additional {
                 println!("publish {} {} from additional package {}", package.name, package.version, package.file_name);
             }
-            for provided in &planned.report.provided {
+            for provided in &report.provided {
                 println!("provided {} {} by additional package {}", provided.package, provided.version, provided.file);
             }
             for id in &planned.unchanged {
                 println!("unchanged {id}");
             }
-            eprint!("{}", planned.report.summary());
+            eprint!("{}", report.summary());
             storage.cleanup();
-            Ok(if planned.report.succeeded(strict) { 0 } else { 1 })
+            Ok(if report.succeeded(strict) { 0 } else { 1 })
         }
         Command::Serve(args) => {
             let (mut options, _) = args.common.options()?;

@@ -1,21 +1,26 @@
-//! The coordinator: plans which packages to build from upstream git tags and branches, hands the builds to
-//! workers as `BuildJob`s, records results in the manifest and is the only writer of Composer
-//! metadata. Modules in reading order.
+//! The coordinator: plans which packages to build from upstream git tags and branches, hands the
+//! builds to workers as `BuildJob`s, records results in the manifest and is the only writer of
+//! Composer metadata.
+//!
+//! Modules in reading order, as a package flows: [`plan`] (config and git to a plan) → [`build`]
+//! (jobs, results, recording) → [`dispatch`] (to the workers and back) → [`manifest`] (what is
+//! published) → [`publish`] (Composer metadata, last) → [`report`]. Then what the always-on
+//! coordinator adds: [`lock`], [`metrics`], [`hooks`], [`status`], [`http`], [`serve`]; taking over
+//! and checking published repositories: [`fetch`], [`adopt`], [`verify`]; and the [`cli`].
 
-pub mod adopt;
-pub mod build;
-pub mod cli;
-pub mod dispatch;
-pub mod distro;
-pub mod fetch;
-pub mod hooks;
-pub mod http;
-pub mod lock;
-pub mod manifest;
-pub mod metrics;
 pub mod plan;
+pub mod build;
+pub mod dispatch;
+pub mod manifest;
 pub mod publish;
 pub mod report;
-pub mod serve;
+pub mod lock;
+pub mod metrics;
+pub mod hooks;
 pub mod status;
+pub mod http;
+pub mod serve;
+pub mod fetch;
+pub mod adopt;
 pub mod verify;
+pub mod cli;

@@ -33,8 +33,8 @@ pub struct ManifestEntry {
     pub sha1: String,
     /// sha256 of the archive.
     pub sha256: String,
-    /// Upstream key.
-    pub upstream: String,
+    /// Where it came from: an upstream's key, or what else made it (`upstream` in the file).
+    pub upstream: Provenance,
     /// Git URL it was built from.
     pub repo: String,
     /// Tag (or branch) it was built from.
@@ -45,6 +45,182 @@ pub struct ManifestEntry {
     pub tree_id: String,
     /// The composer.json inside the archive (for metadata).
     pub composer: Map<String, Value>,
+}
+
+/// A package version, `name@version`: the manifest's key and how reports name it. This is the one
+/// place the form is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackageId<'a> {
+    /// Composer name.
+    pub name: &'a str,
+    /// Version.
+    pub version: &'a str,
+}
+
+impl<'a> PackageId<'a> {
+    /// The id of `name` at `version`.
+    pub fn new(name: &'a str, version: &'a str) -> PackageId<'a> {
+        PackageId { name, version }
+    }
+}
+
+impl std::fmt::Display for PackageId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// What made a published archive or a planned package. Stored and reported as one string (the
+/// `upstream` field): an upstream's key, or `aliases`, `additional`, `adopted`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Provenance {
+    /// Built from the git upstream with this key.
+    Git(String),
+    /// An alias metapackage (spec 3.10), made from the vendor package that replaces it.
+    Alias,
+    /// A prebuilt archive from the additional packages folder.
+    Additional,
+    /// Taken over from a repository published before this farm managed it.
+    Adopted,
+}
+
+impl Provenance {
+    /// Words that name something other than an upstream (so no upstream may be called so).
+    pub const RESERVED: [&'static str; 3] = ["aliases", "additional", "adopted"];
+
+    /// The upstream key, when built from git.
+    pub fn upstream(&self) -> Option<&str> {
+        match self {
+            Provenance::Git(key) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Whether it was built from the upstream `key`.
+    pub fn is_upstream(&self, key: &str) -> bool {
+        self.upstream() == Some(key)
+    }
+
+    /// The stored and reported form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Provenance::Git(key) => key,
+            Provenance::Alias => "aliases",
+            Provenance::Additional => "additional",
+            Provenance::Adopted => "adopted",
+        }
+    }
+}
+
+impl From<String> for Provenance {
+    fn from(text: String) -> Provenance {
+        match text.as_str() {
+            "aliases" => Provenance::Alias,
+            "additional" => Provenance::Additional,
+            "adopted" => Provenance::Adopted,
+            _ => Provenance::Git(text),
+        }
+    }
+}
+
+impl From<Provenance> for String {
+    fn from(provenance: Provenance) -> String {
+        provenance.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where and what an archive is in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredArchive {
+    /// Storage key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha1 (hex).
+    pub sha1: String,
+    /// sha256 (hex).
+    pub sha256: String,
+}
+
+impl StoredArchive {
+    /// An archive read back from storage, described by its own bytes.
+    pub fn of_bytes(key: String, bytes: &[u8]) -> StoredArchive {
+        use sha1::Digest as _;
+        StoredArchive {
+            key,
+            size: bytes.len() as u64,
+            sha1: hex::encode(sha1::Sha1::digest(bytes)),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        }
+    }
+}
+
+/// The source an entry records: what made it and, for git, the URL, ref, commit and tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// What made it.
+    pub provenance: Provenance,
+    /// Git URL (redacted), or the prebuilt file's path.
+    pub repo: String,
+    /// Tag or branch, or the prebuilt file's name.
+    pub git_ref: String,
+    /// Commit id (git only).
+    pub commit: String,
+    /// Tree id of the package folder (git only).
+    pub tree_id: String,
+}
+
+impl Origin {
+    /// Taken over from an existing repository: no source is known.
+    pub fn adopted() -> Origin {
+        Origin {
+            provenance: Provenance::Adopted,
+            repo: String::new(),
+            git_ref: String::new(),
+            commit: String::new(),
+            tree_id: String::new(),
+        }
+    }
+}
+
+impl ManifestEntry {
+    /// The entry of `name` at `version`, stored as `stored`, carrying `composer`, from `origin`.
+    pub fn new(
+        name: String,
+        version: String,
+        stored: StoredArchive,
+        composer: Map<String, Value>,
+        origin: Origin,
+    ) -> ManifestEntry {
+        let StoredArchive { key, size, sha1, sha256 } = stored;
+        let Origin { provenance, repo, git_ref, commit, tree_id } = origin;
+        ManifestEntry {
+            name,
+            version,
+            key,
+            size,
+            sha1,
+            sha256,
+            upstream: provenance,
+            repo,
+            git_ref,
+            commit,
+            tree_id,
+            composer,
+        }
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        PackageId::new(&self.name, &self.version).to_string()
+    }
 }
 
 /// All published archives, keyed by `name@version`.
@@ -107,6 +283,11 @@ impl Manifest {
         storage.flush().await?;
         storage.put_replace(&manifest_key(), bytes).await?;
         storage.flush().await
+    }
+
+    /// Records an entry under its `name@version` (replacing what was there).
+    pub fn record(&mut self, entry: ManifestEntry) {
+        self.packages.insert(entry.id(), entry);
     }
 
     /// Whether `name@version` is published.

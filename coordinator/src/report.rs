@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::plan::{Rejection, RepositoryFailure};
+use crate::manifest::Provenance;
+use crate::plan::findings::{Findings, Provided, Rejection, RepositoryFailure, SourceChanged, UpstreamTags};
+use crate::plan::flavours::FlavourNote;
+use crate::plan::inputs::Inputs;
 
 /// The outcome of one build, per package.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -49,9 +52,9 @@ pub struct BuildReport {
     pub dead_letters: Vec<DeadLetterNote>,
     /// The explicit inputs the versions and metadata were made from (nightly date, release,
     /// upstream versions, Packagist list, base dependencies, resolved templates).
-    pub inputs: crate::distro::Inputs,
+    pub inputs: Inputs,
     /// What each flavour's rules removed from its product metapackage.
-    pub flavours: Vec<crate::distro::FlavourNote>,
+    pub flavours: Vec<FlavourNote>,
 }
 
 /// A dead-lettered message that is not a job of any build.
@@ -63,45 +66,6 @@ pub struct DeadLetterNote {
     pub excerpt: String,
 }
 
-/// A name@version taken from the additional packages instead of git.
-#[derive(Debug, Clone, Serialize)]
-pub struct Provided {
-    /// Composer name.
-    pub package: String,
-    /// Version.
-    pub version: String,
-    /// Upstream and tag whose build it replaces.
-    pub upstream: String,
-    /// Tag.
-    pub tag: String,
-    /// The prebuilt archive's file name.
-    pub file: String,
-}
-
-/// A published name@version that a build today would produce from different input.
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceChanged {
-    /// Composer name.
-    pub package: String,
-    /// Version.
-    pub version: String,
-    /// Tag the published archive was built from.
-    pub published_from: String,
-    /// Tag that would produce it now.
-    pub now_from: String,
-    /// What differs.
-    pub what: String,
-}
-
-/// Tags planned for one upstream.
-#[derive(Debug, Clone, Serialize)]
-pub struct UpstreamTags {
-    /// Upstream key.
-    pub upstream: String,
-    /// Tags in processing order.
-    pub tags: Vec<String>,
-}
-
 /// One package in the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct PackageOutcome {
@@ -109,8 +73,8 @@ pub struct PackageOutcome {
     pub package: String,
     /// Version.
     pub version: String,
-    /// Upstream key.
-    pub upstream: String,
+    /// Upstream key, or what else made it.
+    pub upstream: Provenance,
     /// Tag it was built from.
     pub tag: String,
     /// Archive size, when built.
@@ -128,6 +92,21 @@ pub struct PackageOutcome {
 }
 
 impl BuildReport {
+    /// A report that starts with what planning found.
+    pub fn planned(findings: Findings) -> BuildReport {
+        let Findings { rejected, repository_failures, tags, provided, source_changed, flavours, inputs } = findings;
+        BuildReport {
+            rejected,
+            repository_failures,
+            tags,
+            provided,
+            source_changed,
+            flavours,
+            inputs,
+            ..Default::default()
+        }
+    }
+
     /// True when nothing failed (rejected upstream input does not count unless `strict`).
     pub fn succeeded(&self, strict: bool) -> bool {
         self.failed.is_empty()

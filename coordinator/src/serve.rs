@@ -18,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::build::{Farm, Scope, rules_fingerprint};
+use crate::build::Farm;
 use crate::metrics::{Metrics, QueueLabel};
+use crate::plan::{Scope, rules_fingerprint};
 use crate::status::{BuildSummary, StatusBoard, UpstreamState};
 
 /// Settings of `serve` after command-line overrides.
@@ -279,7 +280,7 @@ impl Poller {
             let upstream = config.upstreams.iter().find(|u| u.key == key).context("upstream vanished")?;
             let url = config.resolve_url(&upstream.url);
             let repo = GitCache::new(config.cache_dir()).sync(&url)?;
-            let (refs, _) = crate::plan::select_refs(upstream, &repo)?;
+            let (refs, _) = crate::plan::refs::select_refs(upstream, &repo)?;
             Ok((refs.map(), rules_fingerprint(&config, upstream)))
         })
         .await

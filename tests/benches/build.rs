@@ -80,7 +80,7 @@ async fn in_process(config_path: &Path, dir: &Path, cache: &Path, expected: usiz
     let started = Instant::now();
     let manifest = coordinator::manifest::Manifest::default();
     let planned =
-        coordinator::build::plan_build(&warm, &manifest, &coordinator::build::Scope::All).await.expect("plan");
+        coordinator::plan::plan(&warm, &manifest, &coordinator::plan::Scope::All).await.expect("plan");
     eprintln!("clone + plan: {:.2}s, {} jobs planned", started.elapsed().as_secs_f64(), planned.to_build.len());
     assert_eq!(planned.to_build.len(), expected, "generator and plan disagree");
 

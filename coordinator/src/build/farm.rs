@@ -1,0 +1,205 @@
+//! The farm: what the builds of one coordinator process share (the storage, its lock, the
+//! manifest, metrics and shutdown), and the writes that happen one at a time (manifest saves and
+//! metadata publishing). Builds of different upstreams may run at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::config::{FarmConfig, StorageKind};
+use shared::messages::BuildId;
+use shared::s3::S3Storage;
+use shared::storage::{AnyStorage, LocalStorage};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::manifest::{Manifest, ManifestEntry, UpstreamRecord};
+use crate::metrics::Metrics;
+
+/// Builds of different upstreams may run at once: each records its results in the shared
+/// manifest, and saving the manifest and publishing the metadata happen one at a time.
+pub struct Farm {
+    config: FarmConfig,
+    pub(super) storage: Arc<AnyStorage>,
+    /// Taken out when the farm closes.
+    lock: std::sync::Mutex<Option<crate::lock::StorageLock>>,
+    pub(super) manifest: tokio::sync::Mutex<Manifest>,
+    /// Serialises manifest saves and metadata publishing.
+    writes: tokio::sync::Mutex<()>,
+    /// Only an output this farm already manages has metadata that is ours to prune.
+    farm_managed: AtomicBool,
+    pub(super) metrics: Arc<Metrics>,
+    /// Cancelled on shutdown: running builds stop waiting for results after `grace`.
+    pub(super) stopping: CancellationToken,
+    pub(super) grace: Duration,
+    builds_started: AtomicU64,
+}
+
+impl Farm {
+    /// Opens the configured storage, takes the bucket's lock and loads the manifest.
+    pub async fn open(
+        config: FarmConfig,
+        out: &std::path::Path,
+        metrics: Arc<Metrics>,
+        stopping: CancellationToken,
+        grace: Duration,
+    ) -> anyhow::Result<Farm> {
+        let storage = Arc::new(open_storage(&config, out).await?);
+        let owner = format!("{}-{}", shared::storage::hostname(), std::process::id());
+        let lock = match storage.as_ref() {
+            AnyStorage::S3(s3) => Some(crate::lock::StorageLock::acquire(s3, &owner).await?),
+            AnyStorage::Local(_) => None,
+        };
+        let manifest = match Manifest::load(storage.as_ref()).await.context("cannot load manifest") {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                if let Some(lock) = lock {
+                    lock.release().await;
+                }
+                return Err(error);
+            }
+        };
+        Ok(Farm {
+            farm_managed: AtomicBool::new(!manifest.packages.is_empty()),
+            manifest: tokio::sync::Mutex::new(manifest),
+            writes: tokio::sync::Mutex::new(()),
+            config,
+            storage,
+            lock: std::sync::Mutex::new(lock),
+            metrics,
+            stopping,
+            grace,
+            builds_started: AtomicU64::new(0),
+        })
+    }
+
+    /// Releases the bucket's lock (later writes fail) and removes temporary files. (The local
+    /// folder's lock goes when the last handle of the storage is dropped.)
+    pub async fn close(&self) {
+        let lock = self.lock.lock().expect("lock slot").take();
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        self.storage.cleanup();
+    }
+
+    /// Whether the bucket is still ours (no lock: a local folder, locked by the storage itself).
+    pub(super) fn lock_check(&self) -> Result<(), shared::storage::StorageError> {
+        self.lock.lock().expect("lock slot").as_ref().map_or(Ok(()), |lock| lock.check())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FarmConfig {
+        &self.config
+    }
+
+    /// Whether the bucket is still ours (always, for a local folder).
+    pub fn lock_held(&self) -> bool {
+        self.lock_check().is_ok()
+    }
+
+    /// What the manifest records of an upstream's last complete build.
+    pub async fn upstream_record(&self, upstream: &str) -> Option<UpstreamRecord> {
+        self.manifest.lock().await.upstreams.get(upstream).cloned()
+    }
+
+    pub(super) fn next_build_id(&self) -> BuildId {
+        let n = self.builds_started.fetch_add(1, Ordering::Relaxed);
+        BuildId(format!("{}-{}-{n}", crate::lock::unix_seconds(), std::process::id()))
+    }
+
+    /// Plans the scope, builds what changed, records it and publishes the metadata. Every log
+    /// The storage the farm publishes to.
+    pub fn storage(&self) -> &AnyStorage {
+        &self.storage
+    }
+
+    /// Whether the manifest already has `name@version`.
+    pub async fn knows(&self, id: &str) -> bool {
+        self.manifest.lock().await.contains(id)
+    }
+
+    /// Records archives taken over from an existing repository, and saves the manifest.
+    pub async fn record_adopted(&self, entries: Vec<ManifestEntry>) -> anyhow::Result<()> {
+        {
+            let mut manifest = self.manifest.lock().await;
+            for entry in entries {
+                manifest.record(entry);
+            }
+        }
+        self.farm_managed.store(true, Ordering::SeqCst);
+        self.save_manifest().await
+    }
+
+    /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
+    /// earlier one).
+    pub(super) async fn save_manifest(&self) -> anyhow::Result<()> {
+        let _writing = self.writes.lock().await;
+        let bytes = self.manifest.lock().await.to_bytes();
+        Manifest::save_bytes(self.storage.as_ref(), bytes).await.context("cannot save manifest")
+    }
+
+    /// Publishes the metadata of the manifest as it is now.
+    pub(super) async fn publish(&self) -> anyhow::Result<usize> {
+        let _writing = self.writes.lock().await;
+        let versions = self.manifest.lock().await.published_versions();
+        let prune = self.farm_managed.load(Ordering::Relaxed);
+        let uploads = self.config.storage.uploads;
+        let published = crate::publish::publish_metadata(
+            self.storage.as_ref(),
+            &self.config.repository.base_url,
+            &versions,
+            prune,
+            uploads,
+        )
+        .await?;
+        self.farm_managed.store(true, Ordering::Relaxed);
+        Ok(published.written)
+    }
+}
+
+/// Runs `attempt` until it succeeds, up to 7 tries over about two minutes (2 s doubling to 32 s).
+/// A lost lock is not retried.
+pub(super) async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    use backon::BackoffBuilder as _;
+    let delays = backon::ExponentialBuilder::new()
+        .with_min_delay(std::time::Duration::from_secs(2))
+        .with_max_delay(std::time::Duration::from_secs(32))
+        .with_factor(2.0)
+        .with_max_times(6)
+        .build();
+    for delay in delays {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if error.downcast_ref::<shared::storage::StorageError>().is_some_and(|e| !e.is_transient()) => {
+                return Err(error);
+            }
+            Err(error) => {
+                warn!(error = format!("{error:#}"), retry_in = ?delay, "cannot {what} yet");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    attempt().await
+}
+
+/// Opens the configured storage: the S3 bucket, or the local output folder (locked).
+pub async fn open_storage(config: &FarmConfig, out: &std::path::Path) -> anyhow::Result<AnyStorage> {
+    Ok(match config.storage.kind {
+        StorageKind::S3 => {
+            let scratch = config.cache_dir().join("tmp").join(format!("coordinator-{}", std::process::id()));
+            AnyStorage::S3(S3Storage::connect(&config.storage, scratch).await.context("cannot set up S3 storage")?)
+        }
+        StorageKind::Local => {
+            if let Some(warning) = shared::storage::check_output_folder(out, config.repository.adopt_existing)? {
+                warn!("{warning}");
+            }
+            AnyStorage::Local(LocalStorage::open(out).context("cannot open output folder")?)
+        }
+    })
+}

@@ -1,0 +1,182 @@
+//! Recording: a job's outcome, a resumed archive or a prebuilt package becomes a manifest entry
+//! and a report line. Storage is read or written before the manifest is locked, never under it.
+
+use anyhow::Context;
+use shared::additional::AdditionalPackage;
+use shared::config::redact_url;
+use shared::messages::Outcome;
+use shared::storage::Storage;
+use tokio::sync::Mutex;
+use tracing::warn;
+
+use crate::manifest::{Manifest, ManifestEntry, Origin, Provenance, StoredArchive};
+use crate::plan::candidate::Candidate;
+use crate::report::{BuildReport, PackageOutcome};
+
+/// Records a job's outcome in the manifest and the report. Returns whether the manifest changed.
+pub async fn outcome(
+    storage: &impl Storage,
+    manifest: &Mutex<Manifest>,
+    report: &mut BuildReport,
+    candidate: &Candidate,
+    outcome: Outcome,
+) -> anyhow::Result<bool> {
+    let mut line = outcome_for(candidate);
+    match outcome {
+        Outcome::Built { key, size, sha1, sha256, warnings } => {
+            let composer =
+                serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
+            let stored = StoredArchive { key, size, sha1: sha1.clone(), sha256 };
+            manifest.lock().await.record(entry_of(candidate, stored, composer));
+            line.size = Some(size);
+            line.sha1 = Some(sha1);
+            line.warnings = warnings;
+            report.built.push(line);
+            Ok(true)
+        }
+        Outcome::Failed { reason } => {
+            let kept = keep_published(storage, manifest, candidate).await;
+            let changed = kept.as_ref().is_some_and(|(_, changed)| *changed);
+            line.reason = Some(match kept {
+                Some((note, _)) => format!("{reason}; {note}"),
+                None => reason,
+            });
+            report.failed.push(line);
+            Ok(changed)
+        }
+    }
+}
+
+/// A report line for a candidate, before its outcome is known.
+pub fn outcome_for(candidate: &Candidate) -> PackageOutcome {
+    PackageOutcome {
+        package: candidate.package.clone(),
+        version: candidate.version.clone(),
+        upstream: candidate.upstream.clone(),
+        tag: candidate.tag.clone(),
+        size: None,
+        sha1: None,
+        reason: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// The manifest entry for a candidate's archive.
+fn entry_of(
+    candidate: &Candidate,
+    stored: StoredArchive,
+    composer: serde_json::Map<String, serde_json::Value>,
+) -> ManifestEntry {
+    let origin = Origin {
+        provenance: candidate.upstream.clone(),
+        repo: redact_url(&candidate.repo_url),
+        git_ref: candidate.tag.clone(),
+        commit: candidate.commit.to_string(),
+        tree_id: candidate.tree_id.to_string(),
+    };
+    ManifestEntry::new(candidate.package.clone(), candidate.version.clone(), stored, composer, origin)
+}
+
+/// The manifest entry for an archive a stopped build stored: only if it is there, is this
+/// package at this version, and carries exactly the composer.json the plan generated.
+pub async fn stored_archive_of(storage: &impl Storage, candidate: &Candidate) -> Option<ManifestEntry> {
+    let key = candidate.target_key();
+    let bytes = storage.get(&key).await.ok()??;
+    let composer = shared::additional::composer_json_of_zip(std::io::Cursor::new(&bytes)).ok()?;
+    let expected: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&candidate.composer_json).ok()?;
+    if composer != expected {
+        warn!(%key, "a stored archive does not carry the planned composer.json; building it again");
+        return None;
+    }
+    Some(entry_of(candidate, StoredArchive::of_bytes(key, &bytes), composer))
+}
+
+/// A job failed but an archive exists at its key that the manifest does not know (published
+/// before the farm managed this output, or the manifest was lost): keep it, and index it with its
+/// own bytes' sha1 so the metadata stays true. Returns a note for the report and whether the
+/// manifest changed.
+async fn keep_published(
+    storage: &impl Storage,
+    manifest: &Mutex<Manifest>,
+    candidate: &Candidate,
+) -> Option<(String, bool)> {
+    let key = candidate.target_key();
+    if manifest.lock().await.packages.get(&candidate.id()).is_some_and(|entry| entry.key == key) {
+        return None;
+    }
+    let bytes = storage.get(&key).await.ok()??;
+    let composer = match shared::additional::composer_json_of_zip(std::io::Cursor::new(&bytes)) {
+        Ok(composer) => composer,
+        Err(error) => {
+            let note = format!("the object at {key} is not a usable package ({error}); it is left out of the metadata");
+            return Some((note, false));
+        }
+    };
+    let identity = (composer.get("name").and_then(|v| v.as_str()), composer.get("version").and_then(|v| v.as_str()));
+    if identity != (Some(candidate.package.as_str()), Some(candidate.version.as_str())) {
+        return Some((format!("the object at {key} is another package; it is left out of the metadata"), false));
+    }
+    let stored = StoredArchive::of_bytes(key, &bytes);
+    let sha1 = stored.sha1.clone();
+    // Not built from git by this farm: no source ref, commit or tree to record.
+    let entry =
+        ManifestEntry::new(candidate.package.clone(), candidate.version.clone(), stored, composer, Origin::adopted());
+    let mut manifest = manifest.lock().await;
+    let changed = manifest.packages.get(&candidate.id()).map(|e| &e.key) != Some(&entry.key);
+    manifest.record(entry);
+    Some((format!("the published archive (sha1 {sha1}) is kept and indexed"), changed))
+}
+
+/// Publishes a prebuilt archive as it is (same create-if-absent guard as built archives).
+/// Returns whether the manifest changed.
+pub async fn additional(
+    storage: &impl Storage,
+    manifest: &Mutex<Manifest>,
+    report: &mut BuildReport,
+    package: AdditionalPackage,
+) -> bool {
+    let mut outcome = PackageOutcome {
+        package: package.name.clone(),
+        version: package.version.clone(),
+        upstream: Provenance::Additional,
+        tag: package.file_name.clone(),
+        size: Some(package.size),
+        sha1: Some(package.sha1.clone()),
+        reason: None,
+        warnings: Vec::new(),
+    };
+    // Publish a copy: storage may link its input into place, and the operator's file must stay theirs.
+    let copy = tempfile::NamedTempFile::new_in(storage.scratch_dir())
+        .and_then(|temp| std::fs::copy(&package.path, temp.path()).map(|_| temp.into_temp_path()));
+    let stored = match copy {
+        Ok(copy) => match shared::archive::digest_file(&copy) {
+            Ok(digest) => storage.put_archive(&package.key(), &copy, &digest).await.map_err(|e| e.to_string()),
+            Err(error) => Err(format!("cannot read {}: {error}", package.path.display())),
+        },
+        Err(error) => Err(format!("cannot copy {}: {error}", package.path.display())),
+    };
+    if let Err(reason) = stored {
+        outcome.reason = Some(reason);
+        report.failed.push(outcome);
+        return false;
+    }
+    let stored = StoredArchive { key: package.key(), size: package.size, sha1: package.sha1, sha256: package.sha256 };
+    let origin = Origin {
+        provenance: Provenance::Additional,
+        repo: package.path.display().to_string(),
+        git_ref: package.file_name,
+        commit: String::new(),
+        tree_id: String::new(),
+    };
+    manifest.lock().await.record(ManifestEntry::new(package.name, package.version, stored, package.composer, origin));
+    report.built.push(outcome);
+    true
+}
+
+/// Report lines in name, version order.
+pub fn sort_outcomes(report: &mut BuildReport) {
+    let key = |o: &PackageOutcome| (o.package.clone(), o.version.clone());
+    report.built.sort_by_key(key);
+    report.failed.sort_by_key(key);
+    report.unchanged.sort();
+}
