@@ -42,7 +42,7 @@ pub struct AdditionalPackage {
 impl AdditionalPackage {
     /// Storage key the archive is published at.
     pub fn key(&self) -> String {
-        format!("{ADDITIONAL_PREFIX}/{}", self.file_name)
+        crate::identity::prebuilt_key(&self.file_name)
     }
 }
 
@@ -138,7 +138,7 @@ fn read_package(path: &Path, file_name: &str) -> Result<AdditionalPackage, Strin
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
         .ok_or("composer.json has no version")?;
-    crate::identity::check(name, version, &format!("{ADDITIONAL_PREFIX}/{file_name}")).map_err(|e| e.to_string())?;
+    crate::identity::check(name, version, &crate::identity::prebuilt_key(file_name)).map_err(|e| e.to_string())?;
     Ok(AdditionalPackage {
         file_name: file_name.to_owned(),
         path: path.to_owned(),

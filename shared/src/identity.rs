@@ -157,6 +157,12 @@ pub fn archive_key(name: &str, key_version: &str, digest: Option<&str>) -> Strin
     }
 }
 
+/// The key of a prebuilt archive from the additional packages folder: published under its own
+/// file name below [`crate::additional::ADDITIONAL_PREFIX`].
+pub fn prebuilt_key(file_name: &str) -> String {
+    format!("{}/{file_name}", crate::additional::ADDITIONAL_PREFIX)
+}
+
 /// Characters allowed in keys: unreserved URL characters plus the sub-delimiters versions use.
 fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "/-._~+!$&'()*,;=@".contains(c)
