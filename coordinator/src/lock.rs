@@ -14,7 +14,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use shared::s3::S3Storage;
+use shared::storage::s3::S3Storage;
 use shared::storage::{STATE_PREFIX, Storage, StorageError, Stored};
 use tracing::{error, info, warn};
 

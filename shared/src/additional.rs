@@ -15,8 +15,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use sha1::Digest as _;
 
-/// Storage folder (relative to the repository root) the prebuilt zips are published under.
-pub const ADDITIONAL_PREFIX: &str = "packages/additional";
+pub use crate::identity::ADDITIONAL_PREFIX;
 
 /// One prebuilt archive.
 #[derive(Debug, Clone)]

@@ -15,6 +15,8 @@ use regex::Regex;
 
 /// The folder below which every archive key lies.
 pub const ARCHIVE_PREFIX: &str = "packages/";
+/// Storage folder (relative to the repository root) the prebuilt zips are published under.
+pub const ADDITIONAL_PREFIX: &str = "packages/additional";
 /// Longest key segment (a file or folder name on common file systems).
 pub const MAX_SEGMENT_BYTES: usize = 255;
 /// Longest key (S3's limit).
@@ -158,9 +160,9 @@ pub fn archive_key(name: &str, key_version: &str, digest: Option<&str>) -> Strin
 }
 
 /// The key of a prebuilt archive from the additional packages folder: published under its own
-/// file name below [`crate::additional::ADDITIONAL_PREFIX`].
+/// file name below [`ADDITIONAL_PREFIX`].
 pub fn prebuilt_key(file_name: &str) -> String {
-    format!("{}/{file_name}", crate::additional::ADDITIONAL_PREFIX)
+    format!("{ADDITIONAL_PREFIX}/{file_name}")
 }
 
 /// Characters allowed in keys: unreserved URL characters plus the sub-delimiters versions use.

@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
+pub use crate::distribution::SAMPLE_DATA_PREFIX;
+pub use crate::js::js_truthy;
+
 use crate::config::{Action, Condition, Transform};
 use crate::json;
 use crate::version;
-
-/// The text the reference prefixes to sample-data suggestions (needed by `sampledata:deploy`).
-pub const SAMPLE_DATA_PREFIX: &str = "Sample Data version: ";
 
 /// Why a composer.json does not give a package.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -306,17 +306,6 @@ fn apply_action(config: &mut Map<String, Value>, action: &Action, package: &str)
         }
     }
     Ok(())
-}
-
-/// JavaScript truthiness of a JSON value.
-pub fn js_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.to_string().parse::<f64>().is_ok_and(|f| f != 0.0 && !f.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
-    }
 }
 
 #[cfg(test)]

@@ -302,7 +302,7 @@ fn port_quadruple() -> [u16; 4] {
 
 /// A signing client with the server's keys (the product's client setup).
 async fn client(endpoint: &str) -> aws_sdk_s3::Client {
-    shared::s3::sdk_client(&storage_config(endpoint, "unused")).await
+    shared::storage::s3::sdk_client(&storage_config(endpoint, "unused")).await
 }
 
 /// A `[storage]` section for a bucket of this server, with its keys.

@@ -48,7 +48,7 @@ fn parity_fixture_through_rabbitmq_and_s3() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         use shared::storage::Storage as _;
         let scratch = farm.path("scratch");
-        let storage = shared::s3::S3Storage::connect(&config.storage, scratch).await.unwrap();
+        let storage = shared::storage::s3::S3Storage::connect(&config.storage, scratch).await.unwrap();
         storage.put_replace(tampered, b"not the archive".to_vec()).await.unwrap();
         storage.delete(gone).await.unwrap();
     });

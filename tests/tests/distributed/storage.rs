@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use shared::archive::ArchiveDigest;
-use shared::s3::S3Storage;
+use shared::storage::s3::S3Storage;
 use shared::storage::{Storage as _, StorageError, Stored};
 use tests::seaweed::S3Server;
 

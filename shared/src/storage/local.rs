@@ -1,88 +1,13 @@
-//! Object storage for archives and metadata. The embedded mode uses a local folder.
-//!
-//! Two write paths with different guarantees:
-//! - archives are created only if absent; an existing object with the same bytes is accepted (a
-//!   redelivered job is harmless), one with different bytes is refused as drift and kept
-//!   (invariant 2: a published name@version never changes);
-//! - metadata files are replaced atomically (temp file + rename), so a reader never sees a
-//!   half-written file.
+//! A local folder as storage (the embedded mode, or a folder a worker shares with its
+//! coordinator), and the check of a folder before it becomes a farm's output.
 
-use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha1::Digest as _;
 
+use super::api::{STATE_PREFIX, Storage, StorageError, Stored, check_key, unique_process_name};
 use crate::archive::ArchiveDigest;
-
-/// Folder (relative to the storage root) for the farm's own state: manifest, reports, temp files.
-pub const STATE_PREFIX: &str = ".farm";
-
-/// A storage operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// I/O on the backing store failed.
-    #[error("storage I/O on {key}: {source}")]
-    Io {
-        /// Object key.
-        key: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An object exists under the key with different bytes; it was kept.
-    #[error(
-        "{key} is already published with sha1 {existing_sha1}; the new build has sha1 {new_sha1}: refused, the published archive is kept"
-    )]
-    Drift {
-        /// Object key.
-        key: String,
-        /// sha1 of the published object.
-        existing_sha1: String,
-        /// sha1 of the refused bytes.
-        new_sha1: String,
-    },
-    /// The object store answered with an error or could not be reached.
-    #[error("storage {key}: {message}")]
-    Remote {
-        /// Object key.
-        key: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// Another coordinator holds the storage lock.
-    #[error("{0}")]
-    Locked(String),
-    /// The key would leave the storage root.
-    #[error("invalid object key '{0}'")]
-    InvalidKey(String),
-    /// Another process holds the output folder.
-    #[error("{0} is in use by another build (lock held on .farm/lock)")]
-    Busy(PathBuf),
-    /// The output folder is one the farm must not write into.
-    #[error("{path}: {reason}")]
-    RefusedOutput {
-        /// The folder.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl StorageError {
-    /// Whether trying again later may succeed (an unreachable or failing server, a full disk),
-    /// as opposed to a refusal that will not change (drift, a bad key).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            // A name the file system cannot hold (too long, a NUL byte) stays so on every retry.
-            StorageError::Io { source, .. } => {
-                !matches!(source.kind(), std::io::ErrorKind::InvalidFilename | std::io::ErrorKind::InvalidInput)
-            }
-            StorageError::Remote { .. } => true,
-            _ => false,
-        }
-    }
-}
 
 /// Whether a folder may be a farm's output, before anything is written into it: never `/` or the
 /// home folder, and not a Composer repository the farm did not make (one with `packages.json` or
@@ -128,57 +53,6 @@ pub fn check_output_folder(root: &Path, adopt_existing: bool) -> Result<Option<S
             root.display()
         )
     }))
-}
-
-/// Refuses keys that could leave the storage root or address a folder: empty, absolute, or with
-/// empty, `.` or `..` segments. The same rule for every backend.
-pub fn check_key(key: &str) -> Result<(), StorageError> {
-    let bad = key.is_empty()
-        || key.starts_with('/')
-        || key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..");
-    if bad { Err(StorageError::InvalidKey(key.to_owned())) } else { Ok(()) }
-}
-
-/// How an archive write ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    /// The object was created.
-    Created,
-    /// The same bytes were already there.
-    AlreadyIdentical,
-}
-
-/// Where the repository is published.
-pub trait Storage: Send + Sync + 'static {
-    /// A local folder for temporary archive files before they are stored.
-    fn scratch_dir(&self) -> PathBuf;
-
-    /// Stores the archive file at `key` unless an object exists there (see the module docs).
-    /// `digest` is the file's size and digests, computed when it was written: no backend reads
-    /// the file to hash it again.
-    fn put_archive(
-        &self,
-        key: &str,
-        file: &Path,
-        digest: &ArchiveDigest,
-    ) -> impl Future<Output = Result<Stored, StorageError>> + Send;
-
-    /// Replaces the object at `key` atomically.
-    fn put_replace(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<(), StorageError>> + Send;
-
-    /// Reads the object at `key`, if any.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send;
-
-    /// Whether an object exists at `key`.
-    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
-
-    /// Deletes the object at `key` if present (metadata only; archives are never deleted).
-    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
-
-    /// Makes every write so far durable (for a local folder: fsync the directories that gained
-    /// names). Called before the manifest records archives, so a crash never leaves a manifest that
-    /// names an archive whose directory entry was lost.
-    fn flush(&self) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
 
 /// A local folder as storage.
@@ -273,23 +147,6 @@ impl LocalStorage {
     }
 }
 
-/// `<host>-<pid>-<random>`: a name for temp folders and consumer tags that no other process uses,
-/// also when containers on several machines share a folder (their pids often coincide).
-pub fn unique_process_name() -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{}-{}-{nanos:08x}", hostname(), std::process::id())
-}
-
-/// This machine's name, for temp folder and lock owner names.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
 impl Storage for LocalStorage {
     fn scratch_dir(&self) -> PathBuf {
         self.scratch.clone().unwrap_or_else(|| self.root.join(STATE_PREFIX).join("tmp"))
@@ -364,101 +221,6 @@ impl Storage for LocalStorage {
                 Err(StorageError::Io { key: key.to_owned(), source: e })
             }
             _ => Ok(()),
-        }
-    }
-}
-
-/// Whether this process can use the storage: writes a small object under `.farm/probes/`, reads it
-/// back and deletes it. Fails with the first error (an endpoint that does not answer, a key the
-/// server refuses, a missing bucket, a read-only folder).
-pub async fn probe(storage: &impl Storage) -> Result<(), StorageError> {
-    let name = unique_process_name();
-    let key = format!("{STATE_PREFIX}/probes/{name}");
-    let body = format!("probe from {name}\n").into_bytes();
-    storage.put_replace(&key, body.clone()).await?;
-    let read = storage.get(&key).await?;
-    storage.delete(&key).await?;
-    if read.as_deref() != Some(body.as_slice()) {
-        return Err(StorageError::Remote {
-            key,
-            message: "a probe object read back differs from what was written".to_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// The configured backend: a local folder or an S3 bucket (the trait is not object-safe, so an
-/// enum dispatches).
-#[derive(Debug, Clone)]
-pub enum AnyStorage {
-    /// A local folder.
-    Local(LocalStorage),
-    /// An S3 bucket.
-    S3(crate::s3::S3Storage),
-}
-
-impl AnyStorage {
-    /// Removes this process's local temp files (end of a build, a worker stopping).
-    pub fn cleanup(&self) {
-        let _ = std::fs::remove_dir_all(self.scratch_dir());
-    }
-
-    /// Where it is, for messages: the folder, or the endpoint and bucket.
-    pub fn location(&self) -> String {
-        match self {
-            AnyStorage::Local(s) => s.root().display().to_string(),
-            AnyStorage::S3(s) => s.location().to_owned(),
-        }
-    }
-}
-
-impl Storage for AnyStorage {
-    fn scratch_dir(&self) -> PathBuf {
-        match self {
-            AnyStorage::Local(s) => s.scratch_dir(),
-            AnyStorage::S3(s) => s.scratch_dir(),
-        }
-    }
-
-    async fn put_archive(&self, key: &str, file: &Path, digest: &ArchiveDigest) -> Result<Stored, StorageError> {
-        match self {
-            AnyStorage::Local(s) => s.put_archive(key, file, digest).await,
-            AnyStorage::S3(s) => s.put_archive(key, file, digest).await,
-        }
-    }
-
-    async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
-        match self {
-            AnyStorage::Local(s) => s.put_replace(key, bytes).await,
-            AnyStorage::S3(s) => s.put_replace(key, bytes).await,
-        }
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        match self {
-            AnyStorage::Local(s) => s.get(key).await,
-            AnyStorage::S3(s) => s.get(key).await,
-        }
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
-        match self {
-            AnyStorage::Local(s) => s.exists(key).await,
-            AnyStorage::S3(s) => s.exists(key).await,
-        }
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self {
-            AnyStorage::Local(s) => s.delete(key).await,
-            AnyStorage::S3(s) => s.delete(key).await,
-        }
-    }
-
-    async fn flush(&self) -> Result<(), StorageError> {
-        match self {
-            AnyStorage::Local(s) => s.flush().await,
-            AnyStorage::S3(s) => s.flush().await,
         }
     }
 }

@@ -25,7 +25,7 @@ use tracing::debug;
 
 use crate::archive::ArchiveDigest;
 use crate::config::StorageConfig;
-use crate::storage::{Storage, StorageError, Stored};
+use crate::storage::api::{Storage, StorageError, Stored};
 
 /// User metadata key holding the archive's sha1 (`x-amz-meta-sha1`).
 const SHA1_METADATA: &str = "sha1";
@@ -293,7 +293,7 @@ impl S3Storage {
 
     /// The full object key of a repository key.
     fn object_key(&self, key: &str) -> Result<String, StorageError> {
-        crate::storage::check_key(key)?;
+        crate::storage::api::check_key(key)?;
         Ok(format!("{}{key}", self.prefix))
     }
 
