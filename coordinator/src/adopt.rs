@@ -24,9 +24,9 @@ use shared::identity::shown;
 use shared::storage::Storage;
 use tracing::info;
 
-use crate::build::Farm;
 use crate::fetch::{Limits, Source};
 use crate::manifest::{ManifestEntry, Origin, StoredArchive};
+use crate::pipeline::Farm;
 
 /// What `adopt` did.
 #[derive(Debug, Default)]

@@ -86,9 +86,6 @@ pub enum Provenance {
 }
 
 impl Provenance {
-    /// Words that name something other than an upstream (so no upstream may be called so).
-    pub const RESERVED: [&'static str; 3] = ["aliases", "additional", "adopted"];
-
     /// The upstream key, when built from git.
     pub fn upstream(&self) -> Option<&str> {
         match self {
@@ -307,5 +304,23 @@ impl Manifest {
                 sha1: entry.sha1.clone(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provenance_words_round_trip_and_are_the_reserved_upstream_keys() {
+        let words: Vec<&str> =
+            [Provenance::Alias, Provenance::Additional, Provenance::Adopted].iter().map(Provenance::as_str).collect();
+        assert_eq!(words, shared::config::RESERVED_UPSTREAM_KEYS);
+        for word in words {
+            assert_eq!(Provenance::from(word.to_owned()).as_str(), word);
+            assert_eq!(Provenance::from(word.to_owned()).upstream(), None);
+        }
+        assert!(Provenance::from("magento2".to_owned()).is_upstream("magento2"));
+        assert_eq!(PackageId::new("mage-os/a", "1.0.0").to_string(), "mage-os/a@1.0.0");
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use coordinator::build::BuildOptions;
+use coordinator::pipeline::BuildOptions;
 use coordinator::report::BuildReport;
 use git2::{Oid, Repository, Signature, Time};
 use shared::config::FarmConfig;
@@ -106,7 +106,7 @@ pub fn load_config(path: &Path, upstream_base: &Path, cache: &Path, workers: usi
 
 /// Runs an embedded build in-process.
 pub async fn build(config: FarmConfig, out: &Path) -> BuildReport {
-    coordinator::build::run(BuildOptions { config, out: out.to_owned(), progress: false }).await.expect("build runs")
+    coordinator::pipeline::run(BuildOptions { config, out: out.to_owned(), progress: false }).await.expect("build runs")
 }
 
 /// How a generated file is stored in git.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coordinator::build::Farm;
+use coordinator::pipeline::Farm;
 use shared::config::FarmConfig;
 use tests::{PhpServer, Upstream, build, load_config, snapshot, write_shop_config as write_config};
 

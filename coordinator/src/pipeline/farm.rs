@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use shared::config::{FarmConfig, StorageKind};
 use shared::messages::BuildId;
-use shared::s3::S3Storage;
+use shared::storage::s3::S3Storage;
 use shared::storage::{AnyStorage, LocalStorage};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;

@@ -114,7 +114,7 @@ pub async fn collect(
         let done_count = report.built.len() + report.failed.len();
         // A killed build resumes from here instead of from the start.
         // (Best effort: storage may be away for a while; the final save retries.)
-        if done_count % MANIFEST_SAVE_EVERY == 0 {
+        if done_count.is_multiple_of(MANIFEST_SAVE_EVERY) {
             farm.lock_check()?;
             if let Err(error) = farm.save_manifest().await {
                 warn!(error = format!("{error:#}"), "cannot save the manifest now; the final save tries again");
