@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shared::config::FarmConfig;
 
-use crate::build::{self, BuildOptions};
 use crate::fetch::Limits;
 use crate::manifest::Manifest;
+use crate::pipeline::{self, BuildOptions};
 
 /// Builds and publishes Composer repositories from upstream git repositories.
 #[derive(Debug, Parser)]
@@ -123,7 +123,7 @@ pub struct ServeArgs {
     pub common: CommonArgs,
     /// Address to listen on (default: the config's `serve.listen`, else 127.0.0.1:8080).
     #[arg(long, env = "FARM_LISTEN")]
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Options shared by `build` and `plan`.
@@ -194,13 +194,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Build(args) => {
             let (options, strict) = args.options()?;
-            let report = build::run(options).await?;
+            let report = pipeline::run(options).await?;
             eprint!("{}", report.summary());
             Ok(if report.succeeded(strict) { 0 } else { 1 })
         }
         Command::Plan(args) => {
             let (options, strict) = args.options()?;
-            let storage = build::open_storage(&options.config, &options.out).await?;
+            let storage = pipeline::open_storage(&options.config, &options.out).await?;
             let manifest = Manifest::load(&storage).await?;
             let planned = crate::plan::plan(&options.config, &manifest, &crate::plan::Scope::All).await?;
             let report = crate::report::BuildReport::planned(planned.findings);
@@ -233,12 +233,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 options.config.serve.listen = listen;
                 options.config.validate()?;
             }
-            crate::serve::run(crate::serve::ServeOptions { config: options.config, out: options.out }).await?;
+            let shutdown = shared::shutdown::on_signals_or_warn(SERVE_SIGNAL_NOTICES);
+            let listen = options.config.serve.listen;
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            let serve = crate::serve::ServeOptions { config: options.config, out: options.out };
+            crate::serve::run(serve, listener, shutdown.cancelled_owned()).await?;
             Ok(0)
         }
         Command::Adopt(args) => {
             let (options, _) = args.common.options()?;
-            let farm = build::Farm::open(
+            let farm = pipeline::Farm::open(
                 options.config,
                 &options.out,
                 std::sync::Arc::new(crate::metrics::Metrics::new()),
@@ -269,3 +274,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
     }
 }
+
+/// `serve`: the first SIGTERM/SIGINT stops gracefully (no new hooks, builds in flight finish);
+/// a second one exits at once.
+const SERVE_SIGNAL_NOTICES: shared::shutdown::Notices = shared::shutdown::Notices {
+    stopping: "signal received: stopping (a second signal exits at once)",
+    exiting: "second signal: exiting now",
+};

@@ -98,52 +98,54 @@ pub async fn amqp(
     }
     let topology = Topology::new(&queue);
     let name = format!("farm-coordinator {} build {}", shared::storage::hostname(), build_id.0);
-    let mut unpublished = jobs;
-    let mut pauses = amqp::reconnect_backoff();
-    loop {
-        let connection = match amqp::connect_with_backoff(&queue.url, &name, &done, Some(queue.result_timeout)).await {
-            None => return Ok(()),
-            Some(connection) => connection?,
-        };
-        let began = tokio::time::Instant::now();
-        let outcome = tokio::select! {
+    let broker = amqp::Broker { url: &queue.url, name: &name, give_up: Some(queue.result_timeout), fatal_ends: true };
+    let mut build =
+        BuildSession { topology: &topology, build_id: &build_id, unpublished: jobs, events: &events, done: &done };
+    amqp::reconnecting(&broker, &done, &mut build).await?;
+    Ok(())
+}
+
+/// One build's broker sessions: what is not confirmed yet is published (again), then results and
+/// dead letters are forwarded until `done`.
+struct BuildSession<'a> {
+    topology: &'a Topology,
+    build_id: &'a BuildId,
+    /// Jobs the broker has not confirmed yet; a session lost mid-way leaves the rest here.
+    unpublished: Vec<BuildJob>,
+    events: &'a mpsc::Sender<Event>,
+    done: &'a CancellationToken,
+}
+
+impl amqp::Session for BuildSession<'_> {
+    type Output = ();
+
+    async fn run(&mut self, connection: &lapin::Connection) -> Result<amqp::SessionEnd<()>, AmqpError> {
+        let (topology, build_id, events, done) = (self.topology, self.build_id, self.events, self.done);
+        tokio::select! {
             biased;
-            outcome = session(&connection, &topology, &build_id, &mut unpublished, &events, &done) => outcome,
+            outcome = session(connection, topology, build_id, &mut self.unpublished, events, done) => {
+                if let Err(error) = outcome {
+                    if !self.unpublished.is_empty() {
+                        let unpublished = self.unpublished.len();
+                        info!(unpublished, "jobs the broker did not confirm are published again once reconnected");
+                    }
+                    return Err(error);
+                }
+            }
             // Publishing can block (a broker alarm withholds confirms): `done` still ends it.
-            _ = done.cancelled() => Ok(()),
-        };
-        match outcome {
-            Ok(()) => {
-                // Every result is in (or the build gave up waiting): the queue is ours alone.
-                let delete = async {
-                    let channel = connection.create_channel().await?;
-                    let name = topology.results(&build_id);
-                    channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await
-                };
-                if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(5), delete).await {
-                    warn!(%error, "cannot delete the results queue; it expires by itself");
-                }
-                let _ = connection.close(200, "build done".into()).await;
-                return Ok(());
-            }
-            Err(error) if amqp::is_fatal(&error) => {
-                let _ = connection.close(200, "giving up".into()).await;
-                return Err(error);
-            }
-            Err(error) => {
-                warn!(%error, unpublished = unpublished.len(), "lost the broker; reconnecting");
-                let _ = connection.close(200, "reconnecting".into()).await;
-                // A session that fails at once again and again must not spin; one that lasted
-                // starts the delays over.
-                if began.elapsed() > Duration::from_secs(30) {
-                    pauses = amqp::reconnect_backoff();
-                }
-                let pause = pauses.next().unwrap_or(Duration::from_secs(15));
-                if !amqp::sleep_unless_stopped(pause, &done).await {
-                    return Ok(());
-                }
-            }
+            _ = done.cancelled() => {}
         }
+        // Every result is in (or the build gave up waiting): the queue is ours alone.
+        let delete = async {
+            let channel = connection.create_channel().await?;
+            let name = topology.results(build_id);
+            channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await
+        };
+        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(5), delete).await {
+            warn!(%error, "cannot delete the results queue; it expires by itself");
+        }
+        let _ = connection.close(200, "build done".into()).await;
+        Ok(amqp::SessionEnd::Finished(()))
     }
 }
 

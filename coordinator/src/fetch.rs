@@ -178,9 +178,12 @@ impl Source {
 
     /// A repository served at `from`.
     pub fn http(from: &str, limits: Limits, allowed_hosts: &[String]) -> Result<Source, FetchError> {
-        let trimmed = from.trim_end_matches('/').trim_end_matches("/packages.json");
         let bad = |message: String| FetchError::BadLink { location: from.to_owned(), message };
-        let base = url::Url::parse(&format!("{trimmed}/")).map_err(|e| bad(e.to_string()))?;
+        // The folder `packages.json` is in, with one trailing slash: links join onto it.
+        let mut base = url::Url::parse(from).map_err(|e| bad(e.to_string()))?;
+        let folder = base.path().trim_end_matches('/').trim_end_matches("/packages.json").to_owned();
+        base.set_path(&folder);
+        base.path_segments_mut().map_err(|()| bad("not a repository address".to_owned()))?.pop_if_empty().push("");
         if base.host_str().is_none_or(str::is_empty) {
             return Err(bad("no host".to_owned()));
         }
@@ -485,6 +488,22 @@ mod tests {
             assert!(matches!(source.resolve(foreign), Err(FetchError::Foreign { .. })), "{foreign}");
         }
         assert!(source.resolve("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn the_base_is_the_folder_of_packages_json() {
+        for (from, p2) in [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/p2/a/b.json"),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/p2/a/b.json"),
+            ("http://127.0.0.1:8080/packages.json", "http://127.0.0.1:8080/p2/a/b.json"),
+            ("http://127.0.0.1:8080/repo", "http://127.0.0.1:8080/repo/p2/a/b.json"),
+            ("http://127.0.0.1:8080/repo//", "http://127.0.0.1:8080/repo/p2/a/b.json"),
+            ("http://127.0.0.1:8080/repo/packages.json", "http://127.0.0.1:8080/repo/p2/a/b.json"),
+        ] {
+            let source = Source::http(from, Limits::default(), &[]).unwrap();
+            assert_eq!(source.resolve("p2/a/b.json").unwrap(), p2, "{from}");
+            assert_eq!(format!("{}/p2/a/b.json", source.base()), p2, "{from}");
+        }
     }
 
     #[test]

@@ -42,11 +42,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::build::Farm;
 use crate::hooks::{self, Decision};
 use crate::metrics::{HookLabels, Metrics};
-use crate::serve::Triggers;
+use crate::pipeline::Farm;
 use crate::status::{StatusBoard, render_html};
+use crate::triggers::Triggers;
 
 /// Deliveries remembered for replay detection.
 const REMEMBERED_DELIVERIES: usize = 10_000;

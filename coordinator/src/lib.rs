@@ -2,14 +2,15 @@
 //! builds to workers as `BuildJob`s, records results in the manifest and is the only writer of
 //! Composer metadata.
 //!
-//! Modules in reading order, as a package flows: [`plan`] (config and git to a plan) → [`build`]
-//! (jobs, results, recording) → [`dispatch`] (to the workers and back) → [`manifest`] (what is
+//! Modules in reading order, as a package flows: [`plan`] (config and git to a plan) →
+//! [`pipeline`] (the build: jobs, results, recording) → [`dispatch`] (to the workers and back) → [`manifest`] (what is
 //! published) → [`publish`] (Composer metadata, last) → [`report`]. Then what the always-on
-//! coordinator adds: [`lock`], [`metrics`], [`hooks`], [`status`], [`http`], [`serve`]; taking over
-//! and checking published repositories: [`fetch`], [`adopt`], [`verify`]; and the [`cli`].
+//! coordinator adds: [`lock`], [`metrics`], [`hooks`], [`triggers`], [`status`], [`http`],
+//! [`serve`]; taking over and checking published repositories: [`fetch`], [`adopt`], [`verify`];
+//! and the [`cli`].
 
 pub mod plan;
-pub mod build;
+pub mod pipeline;
 pub mod dispatch;
 pub mod manifest;
 pub mod publish;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod lock;
 pub mod metrics;
 pub mod hooks;
+pub mod triggers;
 pub mod status;
 pub mod http;
 pub mod serve;

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the coordinator (`GET /metrics`): jobs, queue depth, build durations,
-//! bytes uploaded, last success per upstream, webhooks.
+//! bytes uploaded, last success per upstream, webhooks, build triggers and polls.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +40,15 @@ pub struct HookLabels {
     pub status: u16,
 }
 
+/// Labels of a poll.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    /// Upstream key.
+    pub upstream: String,
+    /// `changed` (a build was triggered), `unchanged` (nothing to build) or `failed`.
+    pub result: String,
+}
+
 type DurationFamily = Family<UpstreamLabel, Histogram, fn() -> Histogram>;
 
 /// Every metric, registered once.
@@ -67,6 +76,11 @@ pub struct Metrics {
     pub last_success: Family<UpstreamLabel, Gauge>,
     /// Webhook requests by answer.
     pub webhooks: Family<HookLabels, Counter>,
+    /// Build triggers handed to an upstream's scheduler (webhooks, the trigger endpoint, polls,
+    /// startup). With the triggers each build says it took, this shows that none is left waiting.
+    pub triggers: Family<UpstreamLabel, Counter>,
+    /// Polls by what they found.
+    pub polls: Family<PollLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -96,6 +110,8 @@ impl Metrics {
             builds: Family::default(),
             last_success: Family::default(),
             webhooks: Family::default(),
+            triggers: Family::default(),
+            polls: Family::default(),
             registry: Registry::default(),
         };
         registry.register("jobs_published", "Build jobs handed to the queue", metrics.jobs_published.clone());
@@ -128,6 +144,8 @@ impl Metrics {
             metrics.last_success.clone(),
         );
         registry.register("webhook_requests", "Webhook requests by answer", metrics.webhooks.clone());
+        registry.register("triggers", "Build triggers handed to an upstream's scheduler", metrics.triggers.clone());
+        registry.register("polls", "Polls of an upstream by what they found", metrics.polls.clone());
         Metrics { registry, ..metrics }
     }
 
@@ -150,11 +168,15 @@ mod tests {
         metrics.bytes_uploaded.inc_by(1000);
         metrics.build_duration.get_or_create(&UpstreamLabel { upstream: "acme".into() }).observe(2.5);
         metrics.last_success.get_or_create(&UpstreamLabel { upstream: "acme".into() }).set(1_700_000_000);
+        metrics.triggers.get_or_create(&UpstreamLabel { upstream: "acme".into() }).inc();
+        metrics.polls.get_or_create(&PollLabels { upstream: "acme".into(), result: "unchanged".into() }).inc_by(2);
         let text = metrics.encode();
         assert!(text.contains("farm_jobs_published_total 3"), "{text}");
         assert!(text.contains("farm_uploaded_bytes_total 1000"), "{text}");
         assert!(text.contains("farm_build_duration_seconds_count{upstream=\"acme\"} 1"), "{text}");
         assert!(text.contains("farm_last_success_timestamp_seconds{upstream=\"acme\"} 1700000000"), "{text}");
+        assert!(text.contains("farm_triggers_total{upstream=\"acme\"} 1"), "{text}");
+        assert!(text.contains("farm_polls_total{upstream=\"acme\",result=\"unchanged\"} 2"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -136,28 +136,19 @@ async fn check_archive(source: &Source, url: &str, expected: &str) -> Result<u64
     Ok(digests.size)
 }
 
-/// Expands a p2 document's version list (`composer/2.0` minified: each entry lists only what
-/// changed from the previous one; `"__unset"` removes a key).
+/// A p2 document's version list for `name`, expanded by [`shared::metadata::expand`] (the
+/// inverse of the minifier `publish` writes with, keeping every version's key order): a
+/// `composer/2.0` minified list inherits from entry to entry (`"__unset"` removes a key); in any
+/// other list each entry stands alone. Used by `verify` and `adopt`.
 pub(crate) fn expand(document: &Value, name: &str) -> Result<Vec<Map<String, Value>>, String> {
     let entries = document["packages"][name].as_array().ok_or_else(|| format!("no version list for {name}"))?;
-    let minified = document["minified"].as_str() == Some("composer/2.0");
-    let mut current = Map::new();
-    let mut versions = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let entry = entry.as_object().ok_or("a version entry is not an object")?;
-        if !minified {
-            current.clear();
-        }
-        for (key, value) in entry {
-            if value.as_str() == Some("__unset") {
-                current.remove(key);
-            } else {
-                current.insert(key.clone(), value.clone());
-            }
-        }
-        versions.push(current.clone());
+    if !entries.iter().all(Value::is_object) {
+        return Err("a version entry is not an object".to_owned());
     }
-    Ok(versions)
+    if document["minified"].as_str() == Some("composer/2.0") {
+        return Ok(shared::metadata::expand(entries));
+    }
+    Ok(entries.iter().flat_map(|entry| shared::metadata::expand(std::slice::from_ref(entry))).collect())
 }
 
 #[cfg(test)]
@@ -178,5 +169,32 @@ mod tests {
         assert_eq!(versions[1]["name"], "a/b");
         assert!(versions[1].get("type").is_none());
         assert_eq!(versions[1]["dist"]["url"], "u1");
+    }
+
+    #[test]
+    fn expanded_versions_keep_their_key_order() {
+        let document = serde_json::json!({
+            "minified": "composer/2.0",
+            "packages": {"a/b": [
+                {"name": "a/b", "version": "2.0.0", "type": "library", "license": ["MIT"], "dist": {"url": "u2"}},
+                {"version": "1.0.0", "type": "__unset", "dist": {"url": "u1"}}
+            ]}
+        });
+        let versions = expand(&document, "a/b").unwrap();
+        let keys: Vec<&str> = versions[1].keys().map(String::as_str).collect();
+        assert_eq!(keys, ["name", "version", "license", "dist"]);
+        assert_eq!(versions, shared::metadata::expand(document["packages"]["a/b"].as_array().unwrap()));
+    }
+
+    #[test]
+    fn unminified_versions_stand_alone() {
+        let document = serde_json::json!({"packages": {"a/b": [
+            {"name": "a/b", "version": "2.0.0", "type": "library"},
+            {"version": "1.0.0"}
+        ]}});
+        let versions = expand(&document, "a/b").unwrap();
+        assert_eq!(versions[1].len(), 1, "{versions:?}");
+        let broken = serde_json::json!({"packages": {"a/b": [{"version": "1.0.0"}, "x"]}});
+        assert_eq!(expand(&broken, "a/b").unwrap_err(), "a version entry is not an object");
     }
 }

@@ -1,5 +1,6 @@
 //! RabbitMQ transport of the distributed mode (lapin): queue topology, connecting with backoff,
-//! message properties and publishing with publisher confirms.
+//! the one reconnect loop ([`reconnecting`]) that the coordinator's dispatch and the worker both
+//! run their broker sessions in, message properties and publishing with publisher confirms.
 //!
 //! Topology (every name starts with the configured prefix, default `farm`):
 //! - `farm.jobs`: quorum queue of [`BuildJob`]s. `x-delivery-limit` bounds how often the broker
@@ -245,6 +246,93 @@ pub async fn connect_with_backoff(
         };
         if !sleep_unless_stopped(delay, stop).await {
             return None;
+        }
+    }
+}
+
+/// How a [`Session`] ended when it did not lose the broker.
+#[derive(Debug)]
+pub enum SessionEnd<T> {
+    /// Done: [`reconnecting`] returns this (the session closed its connection).
+    Finished(T),
+    /// Connect again without a pause: the session gave its connection up for a reason of its own
+    /// (and closed it).
+    Reconnect,
+}
+
+/// One connection's life in a loop that outlives the broker ([`reconnecting`]): the coordinator
+/// publishing a build's jobs and reading its results, a worker consuming jobs.
+pub trait Session {
+    /// What a finished session gives back.
+    type Output;
+
+    /// Runs on one connection until it ends; an error means the broker (or the connection to it)
+    /// was lost, and a new connection gets a new run.
+    fn run<'a>(
+        &'a mut self,
+        connection: &'a Connection,
+    ) -> impl Future<Output = Result<SessionEnd<Self::Output>, AmqpError>> + Send + 'a;
+
+    /// Called before every connect; false ends the loop as a stop does. A worker waits here until
+    /// its storage works.
+    fn before_connecting(&mut self) -> impl Future<Output = bool> + Send + '_ {
+        std::future::ready(true)
+    }
+}
+
+/// Where [`reconnecting`] connects, and when it gives up.
+#[derive(Debug, Clone, Copy)]
+pub struct Broker<'a> {
+    /// The broker's URL (logged redacted).
+    pub url: &'a str,
+    /// Name shown in the broker's connection list.
+    pub name: &'a str,
+    /// Connecting fails with [`AmqpError::Unreachable`] once the broker was unreachable this long;
+    /// `None`: keep trying.
+    pub give_up: Option<Duration>,
+    /// Whether an error that every reconnect would meet again ([`is_fatal`]) ends the loop with
+    /// that error; otherwise it is retried with the backoff like any other.
+    pub fatal_ends: bool,
+}
+
+/// Runs `session` on a connection to the broker, and on a new one whenever the broker is lost
+/// ("lost the broker; reconnecting", then a pause from [`reconnect_backoff`]: a session that fails
+/// at once again and again must not spin; one that lasted 30 s starts the pauses over). Returns
+/// the session's output, `None` once `stop` is cancelled (or [`Session::before_connecting`] says
+/// so), or the error that ended it: the broker unreachable for `give_up`, or a fatal error.
+pub async fn reconnecting<S: Session + Send>(
+    broker: &Broker<'_>,
+    stop: &CancellationToken,
+    session: &mut S,
+) -> Result<Option<S::Output>, AmqpError> {
+    let mut pauses = reconnect_backoff();
+    loop {
+        if !session.before_connecting().await {
+            return Ok(None);
+        }
+        let connection = match connect_with_backoff(broker.url, broker.name, stop, broker.give_up).await {
+            None => return Ok(None),
+            Some(connection) => connection?,
+        };
+        let began = tokio::time::Instant::now();
+        match session.run(&connection).await {
+            Ok(SessionEnd::Finished(output)) => return Ok(Some(output)),
+            Ok(SessionEnd::Reconnect) => {}
+            Err(error) if broker.fatal_ends && is_fatal(&error) => {
+                let _ = connection.close(200, "giving up".into()).await;
+                return Err(error);
+            }
+            Err(error) => {
+                warn!(%error, "lost the broker; reconnecting");
+                let _ = connection.close(200, "reconnecting".into()).await;
+                if began.elapsed() > Duration::from_secs(30) {
+                    pauses = reconnect_backoff();
+                }
+                let pause = pauses.next().unwrap_or(Duration::from_secs(15));
+                if !sleep_unless_stopped(pause, stop).await {
+                    return Ok(None);
+                }
+            }
         }
     }
 }

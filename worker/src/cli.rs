@@ -52,8 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         None => {
             let config = shared::config::WorkerConfig::load(cli.config.as_deref())?;
             let context = crate::consume::WorkerContext::from_config(&config).await?;
-            let stop = tokio_util::sync::CancellationToken::new();
-            tokio::spawn(stop_on_signals(stop.clone()));
+            let stop = shared::shutdown::on_signals_or_warn(SIGNAL_NOTICES);
             crate::consume::run(context, stop).await?;
             Ok(true)
         }
@@ -85,16 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
 
 /// First SIGTERM/SIGINT: stop taking jobs and finish the ones in hand. Second: exit at once (the
 /// broker hands unfinished jobs to another worker).
-async fn stop_on_signals(stop: tokio_util::sync::CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::warn!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("signal received: finishing the jobs in hand (signal again to exit now)");
-    stop.cancel();
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::warn!("second signal: exiting now; unfinished jobs go back to the queue");
-    std::process::exit(130);
-}
+const SIGNAL_NOTICES: shared::shutdown::Notices = shared::shutdown::Notices {
+    stopping: "signal received: finishing the jobs in hand (signal again to exit now)",
+    exiting: "second signal: exiting now; unfinished jobs go back to the queue",
+};

@@ -94,7 +94,7 @@ impl WorkerContext {
         let cache_dir = config.cache_dir();
         let storage = match config.storage.kind {
             StorageKind::S3 => AnyStorage::S3(
-                shared::s3::S3Storage::connect(
+                shared::storage::s3::S3Storage::connect(
                     &config.storage,
                     cache_dir.join("tmp").join(shared::storage::unique_process_name()),
                 )
@@ -127,40 +127,11 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
         queue = %topology.jobs(),
         "worker starting"
     );
-    let mut pauses = amqp::reconnect_backoff();
-    loop {
-        if !wait_until_storage_works(&context, &stop).await {
-            break;
-        }
-        let connection = match amqp::connect_with_backoff(&context.queue.url, &context.name, &stop, None).await {
-            Some(Ok(connection)) => connection,
-            Some(Err(error)) => return Err(error.into()),
-            None => break,
-        };
-        let began = tokio::time::Instant::now();
-        match serve(&connection, &context, &topology, &stop).await {
-            Ok(SessionEnd::Stopped) => {
-                let _ = connection.close(200, "worker stopping".into()).await;
-                break;
-            }
-            Ok(SessionEnd::StorageUnusable) => {
-                let _ = connection.close(200, "storage unusable".into()).await;
-            }
-            Err(error) => {
-                warn!(%error, "lost the broker; reconnecting");
-                let _ = connection.close(200, "reconnecting".into()).await;
-                // A session that fails at once again and again (e.g. the broker refuses our queue
-                // declaration) must not spin; one that lasted starts the delays over.
-                if began.elapsed() > Duration::from_secs(30) {
-                    pauses = amqp::reconnect_backoff();
-                }
-                let pause = pauses.next().unwrap_or(Duration::from_secs(15));
-                if !amqp::sleep_unless_stopped(pause, &stop).await {
-                    break;
-                }
-            }
-        }
-    }
+    let broker = amqp::Broker { url: &context.queue.url, name: &context.name, give_up: None, fatal_ends: false };
+    let mut consuming = Consuming { context: &context, topology: &topology, stop: &stop };
+    // Without `give_up` connecting never fails; a broker lost is reconnected to, whatever the error
+    // (one that repeats, such as a refused queue declaration, is retried with the growing pause).
+    amqp::reconnecting(&broker, &stop, &mut consuming).await?;
     context.storage.cleanup();
     info!("worker stopped");
     Ok(())
@@ -226,6 +197,35 @@ async fn wait_until_storage_works(context: &WorkerContext, stop: &CancellationTo
     }
 }
 
+/// The worker's broker sessions: before each connect the storage must work; then consume until
+/// `stop`, the broker is lost, or the storage is found unusable (then close and start over).
+struct Consuming<'a> {
+    context: &'a WorkerContext,
+    topology: &'a Topology,
+    stop: &'a CancellationToken,
+}
+
+impl amqp::Session for Consuming<'_> {
+    type Output = ();
+
+    async fn run(&mut self, connection: &lapin::Connection) -> Result<amqp::SessionEnd<()>, AmqpError> {
+        match serve(connection, self.context, self.topology, self.stop).await? {
+            SessionEnd::Stopped => {
+                let _ = connection.close(200, "worker stopping".into()).await;
+                Ok(amqp::SessionEnd::Finished(()))
+            }
+            SessionEnd::StorageUnusable => {
+                let _ = connection.close(200, "storage unusable".into()).await;
+                Ok(amqp::SessionEnd::Reconnect)
+            }
+        }
+    }
+
+    fn before_connecting(&mut self) -> impl Future<Output = bool> + Send + '_ {
+        wait_until_storage_works(self.context, self.stop)
+    }
+}
+
 /// How a session ended without a broker failure.
 enum SessionEnd {
     /// `stop` was cancelled.
@@ -264,7 +264,8 @@ async fn serve(
                 let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
                 break Ok(SessionEnd::Stopped);
             }
-            _ = unusable.wait_for(|unusable| *unusable) => {
+            // The guard `wait_for` answers with is dropped at once: the session's future stays `Send`.
+            () = async { let _ = unusable.wait_for(|unusable| *unusable).await; } => {
                 // The jobs in hand see the flag and go back to the queue.
                 let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
                 break Ok(SessionEnd::StorageUnusable);
@@ -288,6 +289,12 @@ async fn serve(
             }
         }
     };
+    // Said at once: the jobs in hand may take long to finish (a storage that hangs).
+    if let Err(error) = &outcome
+        && !tasks.is_empty()
+    {
+        warn!(%error, in_progress = tasks.len(), "lost the broker; finishing the jobs in hand first (the broker redelivers them)");
+    }
     // Jobs in hand finish (their acks need the channel) before the connection is closed.
     while let Some(finished) = tasks.join_next().await {
         if let Ok(Err(error)) = finished {

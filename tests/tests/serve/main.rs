@@ -168,16 +168,37 @@ dir = "app/code/Acme"
         }
     }
 
-    /// Asserts that no further build starts or finishes for a while.
-    fn assert_builds_stay(&self, count: usize, wait: Duration) {
+    fn metrics(&self) -> String {
+        self.client.get(self.url("/metrics")).send().expect("GET /metrics").text().expect("body")
+    }
+
+    /// Waits until `count` polls in all found nothing new (`farm_polls_total`).
+    fn wait_unchanged_polls(&self, count: u64) {
         let started = Instant::now();
-        while started.elapsed() < wait {
-            let status = self.status();
-            let builds = status["recent_builds"].as_array().map_or(0, Vec::len);
-            assert_eq!(builds, count, "unexpected build: {status:#}");
-            assert_eq!(status["upstreams"][0]["state"], "idle", "unexpected build: {status:#}");
+        loop {
+            let metrics = self.metrics();
+            if counter(&metrics, POLLS_UNCHANGED) >= count {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "no unchanged poll #{count}: {metrics}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Asserts that exactly `count` builds finished, the upstream is idle and no trigger is left
+    /// waiting: every trigger handed to the scheduler (`farm_triggers_total`) went into one of the
+    /// finished builds (each says how many it took). Then no further build can come until a new
+    /// trigger arrives. Returns the triggers.
+    fn assert_settled(&self, count: usize) -> u64 {
+        let status = self.status();
+        let builds = status["recent_builds"].as_array().cloned().unwrap_or_default();
+        assert_eq!(builds.len(), count, "unexpected build: {status:#}");
+        assert_eq!(status["upstreams"][0]["state"], "idle", "unexpected build: {status:#}");
+        let taken: u64 = builds.iter().map(|build| triggers_taken(build["trigger"].as_str().expect("trigger"))).sum();
+        let metrics = self.metrics();
+        let sent = counter(&metrics, TRIGGERS);
+        assert_eq!(sent, taken, "a trigger is waiting for a build: {status:#}\n{metrics}");
+        sent
     }
 
     fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Value) {
@@ -277,6 +298,22 @@ fn built_ids(build: &Value) -> usize {
     build["built"].as_u64().expect("built count") as usize
 }
 
+const TRIGGERS: &str = "farm_triggers_total{upstream=\"acme\"}";
+const POLLS_CHANGED: &str = "farm_polls_total{upstream=\"acme\",result=\"changed\"}";
+const POLLS_UNCHANGED: &str = "farm_polls_total{upstream=\"acme\",result=\"unchanged\"}";
+
+/// How many triggers a build took: `10 triggers, first: ...`, or one.
+fn triggers_taken(trigger: &str) -> u64 {
+    trigger.split_once(" triggers, first: ").map_or(1, |(count, _)| count.parse().expect("a trigger count"))
+}
+
+/// A counter's value; 0 before it was first counted (a labelled series appears then).
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0, |value| value.trim().parse().expect("a counter"))
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
@@ -341,8 +378,11 @@ fn a_new_tag_is_found_by_polling_alone() {
     served.start();
     let first = served.wait_builds(1);
     assert!(first["trigger"].as_str().unwrap().starts_with("poll"), "{first:#}");
-    // Polls that find nothing new build nothing.
-    served.assert_builds_stay(1, Duration::from_secs(3));
+    // Polls that find nothing new build nothing: two polls after the build found nothing, and
+    // every trigger went into the one build.
+    served.wait_unchanged_polls(2);
+    assert_eq!(served.assert_settled(1), 1);
+    assert_eq!(counter(&served.metrics(), POLLS_CHANGED), 1);
 
     set_module(&mut served.upstream, 0, "1.0.1", "first", 10);
     served.upstream.commit_and_tag("1.0.1");
@@ -354,7 +394,10 @@ fn a_new_tag_is_found_by_polling_alone() {
     let p2: Value =
         serde_json::from_slice(&std::fs::read(served.out.join("p2/acme/module-module000.json")).unwrap()).unwrap();
     assert_eq!(p2["packages"]["acme/module-module000"][0]["version"], "1.0.1");
-    served.assert_builds_stay(2, Duration::from_secs(3));
+    let unchanged = counter(&served.metrics(), POLLS_UNCHANGED);
+    served.wait_unchanged_polls(unchanged + 2);
+    assert_eq!(served.assert_settled(2), 2);
+    assert_eq!(counter(&served.metrics(), POLLS_CHANGED), 2);
     assert_eq!(served.stop(), 0);
 }
 
@@ -374,7 +417,8 @@ fn a_burst_of_hooks_gives_one_build() {
     let second = served.wait_builds(2);
     assert!(second["trigger"].as_str().unwrap().starts_with("10 triggers"), "{second:#}");
     assert_eq!(built_ids(&second), 1, "{second:#}");
-    served.assert_builds_stay(2, Duration::from_secs(4));
+    // No build follows the coalesced one: the startup trigger and the ten hooks are all taken.
+    assert_eq!(served.assert_settled(2), 11);
     assert_eq!(served.stop(), 0);
 }
 
@@ -432,16 +476,18 @@ fn webhook_security() {
     let feature = push_body("acme/upstream", "refs/heads/feature", "4444444444444444444444444444444444444444");
     assert_eq!(served.github("push", "d-7", &feature, Some(GITHUB_SECRET)).1["status"], "ignored");
     assert_eq!(served.github("ping", "d-8", b"{\"zen\":\"hi\"}", Some(GITHUB_SECRET)).0, 200);
-    // None of that built anything.
-    served.assert_builds_stay(1, Duration::from_secs(3));
+    // None of that built anything: no trigger but the startup one was sent (a trigger is
+    // counted before the hook is answered).
+    assert_eq!(served.assert_settled(1), 1);
 
     // One authentic delivery builds; its replay, and the same body under a new id, do not.
     let (status, answer) = served.github("push", "d-9", &body, Some(GITHUB_SECRET));
     assert_eq!((status, &answer["status"]), (202, &json!("accepted")), "{answer}");
     assert_eq!(served.github("push", "d-9", &body, Some(GITHUB_SECRET)).0, 409);
     assert_eq!(served.github("push", "d-10", &body, Some(GITHUB_SECRET)).0, 409);
-    served.wait_builds(2);
-    served.assert_builds_stay(2, Duration::from_secs(3));
+    let second = served.wait_builds(2);
+    assert!(second["trigger"].as_str().unwrap().starts_with("github push"), "{second:#}");
+    assert_eq!(served.assert_settled(2), 2);
 
     for path in ["/healthz", "/readyz"] {
         assert_eq!(served.client.get(served.url(path)).send().unwrap().status().as_u16(), 200, "{path}");
