@@ -25,7 +25,9 @@
 //!   median wall and CPU time;
 //! - `BENCH_ROWS`: a comma-separated subset of the main table's rows (e.g. `E,ES,D2`);
 //! - `BENCH_EMBEDDED_WORKERS` (default: one per core): `--workers` of the embedded rows;
-//! - `BENCH_WORKER_CONCURRENCY` (default 2): jobs at once per worker process.
+//! - `BENCH_WORKER_CONCURRENCY` (default 2): jobs at once per worker process;
+//! - `BENCH_GENERATE_ONLY=DIR`: only write the upstream (`DIR/upstream`) and its configuration
+//!   (`DIR/bench.toml`), then stop (`scripts/compare-builds.sh` uses it).
 //!
 //! Every row checks that the build succeeded and made every archive; timings are never asserted.
 //! Wall time runs from starting the coordinator to its exit (the workers start just before);
@@ -56,17 +58,24 @@ fn main() {
     // Before any other child process: getconf is reaped, and counted, too.
     let ticks = clock_ticks();
     let temp = tempfile::tempdir().expect("temp dir");
+    // BENCH_GENERATE_ONLY=DIR: write the upstream and its config into DIR and stop (for
+    // scripts/compare-builds.sh, which builds it with two coordinator binaries).
+    let only = std::env::var_os("BENCH_GENERATE_ONLY").map(std::path::PathBuf::from);
+    let root = only.clone().unwrap_or_else(|| temp.path().to_owned());
     let started = Instant::now();
     let generated =
-        generate(&temp.path().join("upstream/mirror-magento2.git"), Shape { modules, files, tags, base_files: 2000 });
+        generate(&root.join("upstream/mirror-magento2.git"), Shape { modules, files, tags, base_files: 2000 });
     let (mut upstream, expected) = (generated.upstream, generated.archives);
     eprintln!(
         "generated upstream: {modules} modules, {} files at the last tag, {tags} tags, {expected} archives to build in {:.1}s",
         generated.files,
         started.elapsed().as_secs_f64()
     );
-    let config_path = temp.path().join("bench.toml");
+    let config_path = root.join("bench.toml");
     std::fs::write(&config_path, CONFIG).expect("config");
+    if only.is_some() {
+        return;
+    }
     let cache = temp.path().join("cache");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(in_process(&config_path, temp.path(), &cache, expected));
@@ -79,8 +88,7 @@ async fn in_process(config_path: &Path, dir: &Path, cache: &Path, expected: usiz
     let warm = load_config(config_path, &dir.join("upstream"), cache, 1);
     let started = Instant::now();
     let manifest = coordinator::manifest::Manifest::default();
-    let planned =
-        coordinator::plan::plan(&warm, &manifest, &coordinator::plan::Scope::All).await.expect("plan");
+    let planned = coordinator::plan::plan(&warm, &manifest, &coordinator::plan::Scope::All).await.expect("plan");
     eprintln!("clone + plan: {:.2}s, {} jobs planned", started.elapsed().as_secs_f64(), planned.to_build.len());
     assert_eq!(planned.to_build.len(), expected, "generator and plan disagree");
 

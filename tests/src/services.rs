@@ -75,6 +75,7 @@ pub struct TcpProxy {
     enabled: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
     delay_ms: Arc<AtomicU64>,
+    held: Arc<AtomicBool>,
 }
 
 impl TcpProxy {
@@ -85,7 +86,9 @@ impl TcpProxy {
         let enabled = Arc::new(AtomicBool::new(true));
         let generation = Arc::new(AtomicU64::new(0));
         let delay_ms = Arc::new(AtomicU64::new(0));
-        let (on, generations, delays) = (Arc::clone(&enabled), Arc::clone(&generation), Arc::clone(&delay_ms));
+        let held = Arc::new(AtomicBool::new(false));
+        let (on, generations, delays, holds) =
+            (Arc::clone(&enabled), Arc::clone(&generation), Arc::clone(&delay_ms), Arc::clone(&held));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(client) = stream else { continue };
@@ -99,13 +102,19 @@ impl TcpProxy {
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server.try_clone().unwrap(), client.try_clone().unwrap()),
                 ] {
-                    let (generations, delays) = (Arc::clone(&generations), Arc::clone(&delays));
+                    let (generations, delays, holds) =
+                        (Arc::clone(&generations), Arc::clone(&delays), Arc::clone(&holds));
                     std::thread::spawn(move || {
                         let mut buffer = vec![0u8; 64 * 1024];
                         from.set_read_timeout(Some(Duration::from_millis(200))).ok();
                         loop {
                             if generations.load(Ordering::SeqCst) != born {
                                 break;
+                            }
+                            // Held: nothing is read, so nothing moves either way until released.
+                            if holds.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(10));
+                                continue;
                             }
                             match std::io::Read::read(&mut from, &mut buffer) {
                                 Ok(0) => break,
@@ -132,7 +141,19 @@ impl TcpProxy {
                 }
             }
         });
-        TcpProxy { port, enabled, generation, delay_ms }
+        TcpProxy { port, enabled, generation, delay_ms, held }
+    }
+
+    /// Holds every byte in both directions (connections stay open, new ones are accepted): no
+    /// request through the proxy can complete until [`TcpProxy::release`]. A test uses it to keep
+    /// work in flight for as long as it needs, instead of hoping a slow link is slow enough.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets held bytes move again.
+    pub fn release(&self) {
+        self.held.store(false, Ordering::SeqCst);
     }
 
     /// Delays every forwarded chunk (a slow link), so builds last long enough to interfere with.
@@ -157,6 +178,8 @@ pub struct Process {
     child: Child,
     name: String,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stderr and stdout: they end at end of file, after the process exits.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -170,19 +193,20 @@ impl Process {
         }
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stdout.take().unwrap()),
         ] {
             let (lines, name) = (Arc::clone(&lines), name.to_owned());
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     eprintln!("[{name}] {line}");
                     lines.lock().unwrap().push(line);
                 }
-            });
+            }));
         }
-        Process { child, name: name.to_owned(), lines }
+        Process { child, name: name.to_owned(), lines, readers }
     }
 
     /// The process id (to read `/proc/<pid>/...`).
@@ -208,7 +232,7 @@ impl Process {
                 return true;
             }
             if matches!(self.child.try_wait(), Ok(Some(_))) {
-                std::thread::sleep(Duration::from_millis(200));
+                self.drain();
                 return self.count(needle) >= count;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -222,10 +246,19 @@ impl Process {
         assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {} failed", self.name);
     }
 
+    /// After the exit: waits until every line the process wrote is read (end of file on both
+    /// pipes), so counts are final.
+    fn drain(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.drain();
     }
 
     /// Waits for the exit code (panics after `limit`).
@@ -233,8 +266,7 @@ impl Process {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader threads drain.
-                std::thread::sleep(Duration::from_millis(100));
+                self.drain();
                 return status.code().unwrap_or(-1);
             }
             if started.elapsed() > limit {

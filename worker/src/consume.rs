@@ -256,6 +256,7 @@ async fn serve(
             FieldTable::default(),
         )
         .await?;
+    info!(prefetch, queue = %topology.jobs(), "consuming jobs");
     let mut tasks = tokio::task::JoinSet::new();
     let outcome = loop {
         tokio::select! {

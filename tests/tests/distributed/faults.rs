@@ -46,6 +46,15 @@ fn assert_complete(farm: &Farm) {
     assert_eq!(code, 0, "{lines:#?}");
 }
 
+/// Waits until a worker holds at least `count` jobs it started and has not finished.
+fn wait_unfinished(process: &Process, count: usize) {
+    let started = std::time::Instant::now();
+    while unfinished_jobs(process).len() < count {
+        assert!(started.elapsed() < Duration::from_secs(300), "no {count} unfinished jobs in hand");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The `job done` lines of all these workers.
 fn done(workers: &[&Process]) -> usize {
     workers.iter().map(|w| w.count("job done")).sum()
@@ -62,22 +71,27 @@ fn wait_all(workers: &mut [&mut Process], needle: &str, count: usize) {
 
 #[test]
 fn workers_sigkilled_mid_upload_twenty_times_lose_nothing() {
-    // Each victim reaches S3 through a slow link, so uploads are in flight when it is killed;
-    // jobs can be interrupted up to 20 times, so the broker's delivery limit is above that.
+    // Each victim reaches S3 through a held link, so its jobs are still in flight when it is
+    // killed; jobs can be interrupted up to 20 times, so the broker's delivery limit is above that.
     let farm = Farm::generated(
         THOUSAND,
         "sigkill",
         &amqp_url(),
         Options { proxy: true, queue: "delivery_limit = 30\n", ..Options::default() },
     );
-    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(20));
+    let proxy = farm.proxy.as_ref().unwrap();
     let mut coordinator = farm.coordinator();
     let mut interrupted = BTreeSet::new();
     for round in 0..20 {
+        // Held once the victim consumes (its storage probe has passed): then its jobs in hand
+        // cannot finish, and it is killed holding some.
         let mut victim = farm.worker(&format!("victim-{round}"), 2);
-        assert!(victim.wait_for("job started", 3, Duration::from_secs(120)), "round {round}: no job started");
+        assert!(victim.wait_for("job started", 1, Duration::from_secs(120)), "round {round}: no job started");
+        proxy.hold();
+        wait_unfinished(&victim, 2);
         victim.kill();
         interrupted.extend(unfinished_jobs(&victim));
+        proxy.release();
     }
     assert!(!interrupted.is_empty(), "no worker was killed in the middle of a job");
     // The survivors store directly.
@@ -117,28 +131,28 @@ fn the_volume_server_killed_mid_build_then_restarted() {
 fn broker_restart_mid_build() {
     let temp = tempfile::tempdir().unwrap();
     let rabbit = PrivateRabbit::start(&temp.path().join("rabbit"));
-    // Slow workers (one upload at a time over a slow link), so that stopping the broker takes
-    // less than the rest of the build.
+    // The workers store through a proxy that is held while the broker is away: no job can finish
+    // then, so the build is still running when the broker stops and comes back.
     let farm = Farm::generated(THOUSAND, "restart", &rabbit.url(), Options { proxy: true, ..Options::default() });
-    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(20));
-    let slow = [("FARM_STORAGE__UPLOADS", "1".to_owned())];
-    let mut workers = [farm.worker_with("worker-a", 1, &slow), farm.worker_with("worker-b", 1, &slow)];
+    let proxy = farm.proxy.as_ref().unwrap();
+    let mut workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
     let mut coordinator = farm.coordinator();
     {
         let mut all: Vec<&mut Process> = workers.iter_mut().collect();
         wait_all(&mut all, "job done", 100);
     }
+    proxy.hold();
     rabbit.stop_node();
     let done_at_stop = done(&workers.iter().collect::<Vec<_>>());
     for worker in workers.iter_mut() {
         assert!(worker.wait_for("lost the broker", 1, Duration::from_secs(120)), "a worker never noticed");
     }
     rabbit.start_node();
+    proxy.release();
     expect_exit(&mut coordinator, 0, Duration::from_secs(600));
     assert!(done_at_stop < farm.archives, "the build finished before the broker went away");
     // The coordinator notices when it next uses its connection (it may have been only waiting).
     assert!(coordinator.count("lost the broker") > 0, "the coordinator never noticed the restart");
-    farm.proxy.as_ref().unwrap().set_delay(Duration::ZERO);
     assert_complete(&farm);
 }
 
@@ -306,12 +320,18 @@ fn poison_messages_are_dead_lettered_and_reported() {
 
 #[test]
 fn sigterm_lets_a_worker_finish_the_jobs_in_hand() {
+    // Once the worker consumes, its uploads are held until it has been told to stop: jobs in its
+    // hand are then unfinished, and it must finish them before it exits.
     let farm = Farm::parity("sigterm", &amqp_url(), Options { proxy: true, ..Options::default() });
-    farm.proxy.as_ref().unwrap().set_delay(Duration::from_millis(40));
+    let proxy = farm.proxy.as_ref().unwrap();
     let mut coordinator = farm.coordinator();
     let mut leaving = farm.worker("leaving", 2);
-    assert!(leaving.wait_for("job started", 2, Duration::from_secs(120)), "no job started");
+    assert!(leaving.wait_for("job started", 1, Duration::from_secs(120)), "no job started");
+    proxy.hold();
+    wait_unfinished(&leaving, 1);
     leaving.signal("TERM");
+    assert!(leaving.wait_for("stopping: no new jobs", 1, Duration::from_secs(120)), "the worker did not stop");
+    proxy.release();
     assert_eq!(leaving.wait(Duration::from_secs(120)), 0, "a stopped worker exits 0");
     assert!(leaving.count("stopping: no new jobs") == 1);
     assert!(unfinished_jobs(&leaving).is_empty(), "jobs in hand were abandoned: {:?}", unfinished_jobs(&leaving));
@@ -319,7 +339,6 @@ fn sigterm_lets_a_worker_finish_the_jobs_in_hand() {
     assert!(started < 35, "the worker did everything before it was stopped");
     let _staying = farm.worker("staying", 2);
     expect_exit(&mut coordinator, 0, Duration::from_secs(300));
-    farm.proxy.as_ref().unwrap().set_delay(Duration::ZERO);
     assert_complete(&farm);
 }
 

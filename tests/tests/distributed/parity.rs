@@ -7,7 +7,11 @@ use crate::{Farm, Options, composer_installs, expect_exit, stored_report};
 #[test]
 fn parity_fixture_through_rabbitmq_and_s3() {
     let farm = Farm::parity("parity", &tests::services::amqp_url(), Options::default());
-    let workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
+    let mut workers = [farm.worker("worker-a", 2), farm.worker("worker-b", 2)];
+    // Both consume before the first job is published, so the broker shares the jobs between them.
+    for worker in &mut workers {
+        assert!(worker.wait_for("consuming jobs", 1, Duration::from_secs(120)), "a worker never consumed");
+    }
     let mut coordinator = farm.coordinator();
     expect_exit(&mut coordinator, 0, Duration::from_secs(300));
 

@@ -13,3 +13,4 @@ mod hostile_source;
 mod hostile_trees;
 mod parity;
 mod tidy;
+mod versions;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Byte-for-byte comparison of two coordinator binaries on the benchmark's generated upstream
+# (tests/benches/build.rs with BENCH_GENERATE_ONLY): both build it embedded into a folder, and
+# every archive and metadata file must be the same (the report, which holds times and ids, is
+# left out). For refactors that must not change a byte:
+#   bash scripts/compare-builds.sh /path/to/old/coordinator [target/release/coordinator]
+# BENCH_MODULES, BENCH_FILES and BENCH_TAGS shape the upstream as in the benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old="${1:?usage: compare-builds.sh OLD_COORDINATOR [NEW_COORDINATOR]}"
+new="${2:-target/release/coordinator}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+BENCH_GENERATE_ONLY="$work" cargo bench --locked -p tests --bench build >/dev/null
+for side in old new; do
+  bin="$old"; [ "$side" = new ] && bin="$new"
+  RUST_LOG=warn "$bin" build --config "$work/bench.toml" --upstream-base "$work/upstream" \
+    --cache-dir "$work/cache" --out "$work/out-$side"
+done
+archives="$(find "$work/out-new/packages" -name '*.zip' | wc -l)"
+metadata="$(find "$work/out-new" -name '*.json' -not -path '*/.farm/report.json' | wc -l)"
+if diff -r --exclude=report.json "$work/out-old" "$work/out-new" >/dev/null; then
+  echo "compare-builds: identical: $archives archives and $metadata metadata and state files"
+else
+  diff -r --brief --exclude=report.json "$work/out-old" "$work/out-new" | head -20
+  echo "compare-builds: the outputs differ" >&2
+  exit 1
+fi
