@@ -14,6 +14,7 @@ pub mod json;
 
 pub mod js;
 pub mod version;
+pub mod constraint;
 
 pub mod gitattributes;
 pub mod identity;

@@ -33,13 +33,14 @@ static NUMERIC_BRANCH: LazyLock<Regex> = LazyLock::new(|| {
 });
 static STABILITY_FLAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i-u)@(?:stable|RC|beta|alpha|dev)$").expect("valid regex"));
-static BUILD_METADATA: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([^,\s+]+)\+[^\s]+$").expect("valid regex"));
+static BUILD_METADATA: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([^,\t\n\x0B\x0C\r +]+)\+[^\t\n\x0B\x0C\r ]+$").expect("valid regex"));
 
 /// Composer's `VersionParser::normalize` for package versions (composer/semver): `2.4.7-p3` is
 /// `2.4.7.0-patch3`, `1.0-dev` is `1.0.0.0-dev`, `dev-main` stays, `1.0.0-1` is invalid.
 pub fn composer_normalize(version: &str) -> Result<String, InvalidComposerVersion> {
     let invalid = || InvalidComposerVersion(version.to_owned());
-    let mut current = version.trim().to_owned();
+    let mut current = php_trim(version).to_owned();
     if let Some(flag) = STABILITY_FLAG.find(&current) {
         current.truncate(flag.start());
     }
@@ -60,7 +61,7 @@ pub fn composer_normalize(version: &str) -> Result<String, InvalidComposerVersio
         (c[1].chars().map(|ch| if ch.is_ascii_digit() { ch } else { '.' }).collect(), c, 2)
     } else {
         let branch = DEV_SUFFIX.captures(&current).ok_or_else(invalid)?;
-        let numeric = NUMERIC_BRANCH.captures(branch[1].trim()).ok_or_else(invalid)?;
+        let numeric = NUMERIC_BRANCH.captures(php_trim(&branch[1])).ok_or_else(invalid)?;
         let mut out = String::new();
         for i in 1..5 {
             out.push_str(&numeric.get(i).map_or(".x".to_owned(), |m| m.as_str().replace(['*', 'X'], "x")));
@@ -85,6 +86,12 @@ pub fn composer_normalize(version: &str) -> Result<String, InvalidComposerVersio
         normalized.push_str("-dev");
     }
     Ok(normalized)
+}
+
+/// PHP's `trim` with its default characters (space, tab, newline, carriage return, NUL, vertical
+/// tab): not Unicode white space, which Composer keeps and then refuses.
+fn php_trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B'])
 }
 
 /// A version string that the reference's comparison rejects.
@@ -311,6 +318,16 @@ mod tests {
         assert_eq!(cmp("1.2.3-p0.1", "1.2.3-p0"), Greater);
         assert_eq!(cmp("v1.0", "1.0"), Equal);
         assert_eq!(cmp("v2.4-p1", "2.4-p1"), Equal);
+    }
+
+    #[test]
+    fn composer_trims_only_phps_white_space() {
+        assert_eq!(composer_normalize(" 1.0\t\n").unwrap(), "1.0.0.0");
+        for version in ["1.0\u{a0}", "\u{a0}1.0", "1.0\x0C"] {
+            assert!(composer_normalize(version).is_err(), "{version:?} is refused by Composer");
+        }
+        // PHP's `\s` is ASCII: a Unicode space is just another byte of the build metadata.
+        assert_eq!(composer_normalize("1.0+build\u{2003}x").unwrap(), "1.0.0.0");
     }
 
     #[test]
