@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Byte-for-byte comparison of two coordinator binaries on the benchmark's generated upstream
 # (tests/benches/build.rs with BENCH_GENERATE_ONLY): both build it embedded into a folder, and
-# every archive and metadata file must be the same (the report, which holds times and ids, is
-# left out). For refactors that must not change a byte:
+# every archive and metadata file must be the same (the report and the health record, which hold
+# times and ids, are left out; an old binary writes no health record). For refactors that must not change a byte:
 #   bash scripts/compare-builds.sh /path/to/old/coordinator [target/release/coordinator]
 # BENCH_MODULES, BENCH_FILES and BENCH_TAGS shape the upstream as in the benchmark.
 set -euo pipefail
@@ -18,8 +18,8 @@ for side in old new; do
     --cache-dir "$work/cache" --out "$work/out-$side"
 done
 archives="$(find "$work/out-new/packages" -name '*.zip' | wc -l)"
-metadata="$(find "$work/out-new" -name '*.json' -not -path '*/.farm/report.json' | wc -l)"
-if diff -r --exclude=report.json "$work/out-old" "$work/out-new" >/dev/null; then
+metadata="$(find "$work/out-new" -name '*.json' -not -path '*/.farm/report.json' -not -path '*/.farm/health.json' | wc -l)"
+if diff -r --exclude=report.json --exclude=health.json "$work/out-old" "$work/out-new" >/dev/null; then
   echo "compare-builds: identical: $archives archives and $metadata metadata and state files"
 else
   diff -r --brief --exclude=report.json "$work/out-old" "$work/out-new" | head -20

@@ -354,7 +354,7 @@ fn versions_of(
 ) -> Option<Vec<Map<String, Value>>> {
     match versions {
         // Composer 2 (possibly minified) lists.
-        Value::Array(_) => match crate::verify::expand(document, name) {
+        Value::Array(_) => match crate::listing::expand(document, name) {
             Ok(versions) => Some(versions),
             Err(problem) => {
                 report.problems.push(format!("{location}: {problem}"));

@@ -23,8 +23,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build every package the configuration describes into the output folder, skipping what is
-    /// already published, then write the Composer metadata.
-    Build(CommonArgs),
+    /// already published, then write the Composer metadata and check the repository's health.
+    Build(BuildArgs),
     /// Show what a build would do (nothing is written).
     Plan(CommonArgs),
     /// Keep the repository current: poll the upstreams, take webhooks, build what changed, and
@@ -37,6 +37,89 @@ pub enum Command {
     /// Check the published repository as a client sees it: packages.json, every p2 file, every
     /// dist URL and its sha1. Exits 1 if anything is wrong.
     Verify(VerifyArgs),
+    /// Check any Composer repository (a URL or a folder) as builds check theirs: every
+    /// requirement resolves within it, the configured probes pass; with --against, every version
+    /// both repositories publish has the same files. Exits 1 if anything is wrong.
+    Check(CheckArgs),
+}
+
+/// Options of `build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Configuration and output.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Exit 1 when the repository's health is broken (for cron jobs that alert), even if every
+    /// package was built.
+    #[arg(long)]
+    pub fail_on_broken: bool,
+}
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The repository: its URL (where `packages.json` is served) or a folder.
+    #[arg(long)]
+    pub from: String,
+    /// A farm configuration: its `[health]` section (probes, minimum stability, external names)
+    /// and flavours are used; `repository.base_url` is where a folder is published.
+    #[arg(long, env = "FARM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Compare every name@version both repositories publish, by content, with this repository
+    /// (a URL or a folder).
+    #[arg(long)]
+    pub against: Option<String>,
+    /// Composer `auth.json` with credentials (`http-basic`, `bearer`) per host.
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+    /// The least stable version a requirement may be satisfied by (default: the config's, else
+    /// `dev`).
+    #[arg(long)]
+    pub minimum_stability: Option<String>,
+    /// A name (`*` patterns) that comes from another repository; not checked. Repeatable.
+    #[arg(long = "external", value_name = "NAME")]
+    pub external: Vec<String>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Archive pairs compared at once (with --against).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Timeouts, limits and allowed hosts.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+impl CheckArgs {
+    fn options(&self) -> anyhow::Result<crate::check::CheckOptions> {
+        let config = match &self.config {
+            Some(path) => Some(FarmConfig::load(path).with_context(|| format!("cannot load {}", path.display()))?),
+            None => None,
+        };
+        let mut health = config.as_ref().map(|c| c.health.clone()).unwrap_or_default();
+        if let Some(stability) = &self.minimum_stability {
+            health.minimum_stability = stability.clone();
+        }
+        health.external.extend(self.external.iter().cloned());
+        health.validate()?;
+        let credentials = match &self.auth {
+            Some(path) => crate::fetch::Credentials::load(path)?,
+            None => crate::fetch::Credentials::default(),
+        };
+        let scratch = std::env::temp_dir().join(format!("coordinator-check-{}", std::process::id()));
+        Ok(crate::check::CheckOptions {
+            from: self.from.clone(),
+            public_base: config.as_ref().map(|c| c.repository.base_url.clone()).unwrap_or_default(),
+            flavours: config.map(|c| c.target.flavours).unwrap_or_default(),
+            health,
+            against: self.against.clone(),
+            credentials,
+            limits: self.fetch.limits(),
+            allowed_hosts: self.fetch.allow_hosts.clone(),
+            concurrency: self.concurrency,
+            scratch,
+        })
+    }
 }
 
 /// Options of `verify`.
@@ -192,87 +275,111 @@ impl CommonArgs {
 /// Runs a command; returns the process exit code (0 success, 1 something failed).
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Build(args) => {
-            let (options, strict) = args.options()?;
-            let report = pipeline::run(options).await?;
-            eprint!("{}", report.summary());
-            Ok(if report.succeeded(strict) { 0 } else { 1 })
-        }
-        Command::Plan(args) => {
-            let (options, strict) = args.options()?;
-            let storage = pipeline::open_storage(&options.config, &options.out).await?;
-            let manifest = Manifest::load(&storage).await?;
-            let planned = crate::plan::plan(&options.config, &manifest, &crate::plan::Scope::All).await?;
-            let report = crate::report::BuildReport::planned(planned.findings);
-            for candidate in &planned.to_build {
-                println!(
-                    "build {} {} from {} {} ({})",
-                    candidate.package,
-                    candidate.version,
-                    candidate.upstream,
-                    candidate.tag,
-                    candidate.target_key()
-                );
-            }
-            for package in &planned.additional {
-                println!("publish {} {} from additional package {}", package.name, package.version, package.file_name);
-            }
-            for provided in &report.provided {
-                println!("provided {} {} by additional package {}", provided.package, provided.version, provided.file);
-            }
-            for id in &planned.unchanged {
-                println!("unchanged {id}");
-            }
-            eprint!("{}", report.summary());
-            storage.cleanup();
-            Ok(if report.succeeded(strict) { 0 } else { 1 })
-        }
-        Command::Serve(args) => {
-            let (mut options, _) = args.common.options()?;
-            if let Some(listen) = args.listen {
-                options.config.serve.listen = listen;
-                options.config.validate()?;
-            }
-            let shutdown = shared::shutdown::on_signals_or_warn(SERVE_SIGNAL_NOTICES);
-            let listen = options.config.serve.listen;
-            let listener =
-                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-            let serve = crate::serve::ServeOptions { config: options.config, out: options.out };
-            crate::serve::run(serve, listener, shutdown.cancelled_owned()).await?;
-            Ok(0)
-        }
-        Command::Adopt(args) => {
-            let (options, _) = args.common.options()?;
-            let farm = pipeline::Farm::open(
-                options.config,
-                &options.out,
-                std::sync::Arc::new(crate::metrics::Metrics::new()),
-                tokio_util::sync::CancellationToken::new(),
-                std::time::Duration::ZERO,
-            )
-            .await?;
-            let adopt = crate::adopt::AdoptOptions {
-                concurrency: args.concurrency,
-                limits: args.fetch.limits(),
-                allowed_hosts: args.fetch.allow_hosts.clone(),
-            };
-            let result = crate::adopt::adopt(&farm, &args.from, &adopt).await;
-            farm.close().await;
-            let report = result?;
-            eprint!("{}", report.summary());
-            Ok(if report.problems.is_empty() { 0 } else { 1 })
-        }
-        Command::Verify(args) => {
-            let config =
-                FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
-            let base_url = args.base_url.unwrap_or(config.repository.base_url);
-            let report =
-                crate::verify::verify(&base_url, args.concurrency, args.fetch.limits(), &args.fetch.allow_hosts)
-                    .await?;
-            eprint!("{}", report.summary());
-            Ok(if report.problems.is_empty() { 0 } else { 1 })
-        }
+        Command::Build(args) => build(args).await,
+        Command::Plan(args) => plan(args).await,
+        Command::Serve(args) => serve(args).await,
+        Command::Adopt(args) => adopt(args).await,
+        Command::Verify(args) => verify(args).await,
+        Command::Check(args) => check(args).await,
     }
+}
+
+async fn build(args: BuildArgs) -> anyhow::Result<u8> {
+    let (options, strict) = args.common.options()?;
+    let report = pipeline::run(options).await?;
+    eprint!("{}", report.summary());
+    let broken = args.fail_on_broken && report.health.as_ref().is_some_and(|h| h.is_broken());
+    Ok(if report.succeeded(strict) && !broken { 0 } else { 1 })
+}
+
+async fn plan(args: CommonArgs) -> anyhow::Result<u8> {
+    let (options, strict) = args.options()?;
+    let storage = pipeline::open_storage(&options.config, &options.out).await?;
+    let manifest = Manifest::load(&storage).await?;
+    let planned = crate::plan::plan(&options.config, &manifest, &crate::plan::Scope::All).await?;
+    let report = crate::report::BuildReport::planned(planned.findings);
+    for candidate in &planned.to_build {
+        println!(
+            "build {} {} from {} {} ({})",
+            candidate.package,
+            candidate.version,
+            candidate.upstream,
+            candidate.tag,
+            candidate.target_key()
+        );
+    }
+    for package in &planned.additional {
+        println!("publish {} {} from additional package {}", package.name, package.version, package.file_name);
+    }
+    for provided in &report.provided {
+        println!("provided {} {} by additional package {}", provided.package, provided.version, provided.file);
+    }
+    for id in &planned.unchanged {
+        println!("unchanged {id}");
+    }
+    eprint!("{}", report.summary());
+    storage.cleanup();
+    Ok(if report.succeeded(strict) { 0 } else { 1 })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let (mut options, _) = args.common.options()?;
+    if let Some(listen) = args.listen {
+        options.config.serve.listen = listen;
+        options.config.validate()?;
+    }
+    let shutdown = shared::shutdown::on_signals_or_warn(SERVE_SIGNAL_NOTICES);
+    let listen = options.config.serve.listen;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let serve = crate::serve::ServeOptions { config: options.config, out: options.out };
+    crate::serve::run(serve, listener, shutdown.cancelled_owned()).await?;
+    Ok(0)
+}
+
+async fn adopt(args: AdoptArgs) -> anyhow::Result<u8> {
+    let (options, _) = args.common.options()?;
+    let farm = pipeline::Farm::open(
+        options.config,
+        &options.out,
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+        tokio_util::sync::CancellationToken::new(),
+        std::time::Duration::ZERO,
+    )
+    .await?;
+    let adopt = crate::adopt::AdoptOptions {
+        concurrency: args.concurrency,
+        limits: args.fetch.limits(),
+        allowed_hosts: args.fetch.allow_hosts.clone(),
+    };
+    let result = crate::adopt::adopt(&farm, &args.from, &adopt).await;
+    farm.close().await;
+    let report = result?;
+    eprint!("{}", report.summary());
+    Ok(if report.problems.is_empty() { 0 } else { 1 })
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
+    let config = FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
+    let base_url = args.base_url.unwrap_or(config.repository.base_url);
+    let report =
+        crate::verify::verify(&base_url, args.concurrency, args.fetch.limits(), &args.fetch.allow_hosts).await?;
+    eprint!("{}", report.summary());
+    Ok(if report.problems.is_empty() { 0 } else { 1 })
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let options = args.options()?;
+    let scratch = options.scratch.clone();
+    let result = crate::check::check(options).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let report = result?;
+    if let Some(path) = &args.report {
+        let mut bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
+        bytes.push(b'\n');
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprint!("{}", report.summary());
+    Ok(if report.is_clean() { 0 } else { 1 })
 }
 
 /// `serve`: the first SIGTERM/SIGINT stops gracefully (no new hooks, builds in flight finish);

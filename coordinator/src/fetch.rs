@@ -154,7 +154,7 @@ pub struct Source {
 
 enum Kind {
     /// Served over HTTP(S); links must stay on one of `origins`.
-    Http { base: url::Url, client: reqwest::Client, origins: Vec<String> },
+    Http { base: url::Url, client: reqwest::Client, origins: Vec<String>, credentials: Credentials },
     /// A folder holding `packages.json`, published at `public`.
     Folder { root: PathBuf, public: String },
 }
@@ -208,7 +208,15 @@ impl Source {
             .redirect(redirects)
             .build()
             .map_err(|e| bad(shared::telemetry::error_chain(&e)))?;
-        Ok(Source { kind: Kind::Http { base, client, origins }, limits })
+        Ok(Source { kind: Kind::Http { base, client, origins, credentials: Credentials::default() }, limits })
+    }
+
+    /// Sends these credentials to their hosts (as Composer does with `auth.json`).
+    pub fn with_credentials(mut self, given: Credentials) -> Source {
+        if let Kind::Http { credentials, .. } = &mut self.kind {
+            *credentials = given;
+        }
+        self
     }
 
     /// Whether the source is a folder (its metadata names archives by public URL; the file is at
@@ -288,9 +296,9 @@ impl Source {
     ) -> Result<Option<ArchiveDigest>, FetchError> {
         let mut hasher = Hasher::new(sink, limit);
         let found = match &self.kind {
-            Kind::Http { client, .. } => {
+            Kind::Http { client, credentials, .. } => {
                 let url = self.resolve(location)?;
-                http_read(client, &url, &self.limits, &mut hasher).await?
+                http_read(client.get(&url), credentials.for_url(&url), &url, &self.limits, &mut hasher).await?
             }
             Kind::Folder { .. } => {
                 let path = self.folder_path(location)?;
@@ -329,6 +337,61 @@ impl Source {
     }
 }
 
+/// A host's credentials, as Composer's `auth.json` gives them.
+#[derive(Clone)]
+pub enum Credential {
+    /// `http-basic`.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+    /// `bearer`.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Credentials per host (lower case), sent only to that host.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials(std::collections::HashMap<String, Credential>);
+
+impl Credentials {
+    /// Reads a Composer `auth.json` (`http-basic` and `bearer`; other kinds are ignored).
+    pub fn load(path: &Path) -> Result<Credentials, FetchError> {
+        let io = |source| FetchError::Io { path: path.display().to_string(), source };
+        let text = std::fs::read(path).map_err(io)?;
+        let json_error = |message: String| FetchError::Json { location: path.display().to_string(), message };
+        let document: Value = serde_json::from_slice(&text).map_err(|e| json_error(e.to_string()))?;
+        let mut credentials = std::collections::HashMap::new();
+        for (host, entry) in document["http-basic"].as_object().into_iter().flatten() {
+            let field = |name: &str| entry[name].as_str().map(str::to_owned);
+            match (field("username"), field("password")) {
+                (Some(username), Some(password)) => {
+                    credentials.insert(host.to_ascii_lowercase(), Credential::Basic { username, password });
+                }
+                _ => return Err(json_error(format!("http-basic.{host} needs a username and a password"))),
+            }
+        }
+        for (host, token) in document["bearer"].as_object().into_iter().flatten() {
+            let token = token.as_str().ok_or_else(|| json_error(format!("bearer.{host} is not a string")))?;
+            credentials.insert(host.to_ascii_lowercase(), Credential::Bearer(token.to_owned()));
+        }
+        Ok(Credentials(credentials))
+    }
+
+    /// The credential for a URL's host, if any.
+    fn for_url(&self, url: &str) -> Option<&Credential> {
+        let host = url::Url::parse(url).ok()?.host_str()?.to_ascii_lowercase();
+        self.0.get(&host)
+    }
+}
+
 /// `scheme://host[:port]`, lower case.
 fn origin_of(url: &url::Url) -> String {
     url.origin().ascii_serialization().to_ascii_lowercase()
@@ -342,7 +405,8 @@ fn is_allowed(origins: &[String], url: &url::Url) -> bool {
 }
 
 async fn http_read(
-    client: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    credential: Option<&Credential>,
     url: &str,
     limits: &Limits,
     sink: &mut Hasher<'_, impl std::io::Write>,
@@ -359,7 +423,12 @@ async fn http_read(
             FetchError::Transport { url: url.to_owned(), message: shared::telemetry::error_chain(&error) }
         }
     };
-    let mut response = client.get(url).send().await.map_err(failed)?;
+    let request = match credential {
+        Some(Credential::Basic { username, password }) => request.basic_auth(username, Some(password)),
+        Some(Credential::Bearer(token)) => request.bearer_auth(token),
+        None => request,
+    };
+    let mut response = request.send().await.map_err(failed)?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(false);
     }
@@ -472,6 +541,50 @@ mod tests {
     fn folder_source(root: &Path) -> Source {
         std::fs::write(root.join("packages.json"), b"{}").unwrap();
         Source::open(&root.display().to_string(), "https://repo.example.org/", Limits::default(), &[]).unwrap()
+    }
+
+    /// One HTTP request's head, answered with `{}`.
+    async fn answer_once(listener: tokio::net::TcpListener) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            socket.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await.unwrap();
+        String::from_utf8(head).unwrap().to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn credentials_from_auth_json_go_to_their_host_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        std::fs::write(&auth, r#"{"http-basic": {"127.0.0.1": {"username": "shop", "password": "s3cret"}}, "bearer": {"localhost": "tok"}}"#)
+            .unwrap();
+        let credentials = Credentials::load(&auth).unwrap();
+        assert_eq!(format!("{credentials:?}").matches("s3cret").count(), 0, "credentials are never printed");
+        let cases = [
+            ("127.0.0.1", "127.0.0.1", Some("authorization: basic c2hvcDpzM2NyZXQ=")),
+            ("localhost", "127.0.0.1", Some("authorization: bearer tok")),
+            ("127.0.0.2", "127.0.0.2", None),
+        ];
+        for (host, bind, expected) in cases {
+            let listener = tokio::net::TcpListener::bind((bind, 0)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(answer_once(listener));
+            let source = Source::http(&format!("http://{host}:{port}/"), Limits::default(), &[]).unwrap();
+            let source = source.with_credentials(credentials.clone());
+            assert!(source.metadata("packages.json").await.unwrap().is_some());
+            let head = server.await.unwrap();
+            match expected {
+                Some(line) => assert!(head.contains(line), "{host}: {head}"),
+                None => assert!(!head.contains("authorization"), "{host}: {head}"),
+            }
+        }
+        std::fs::write(&auth, r#"{"http-basic": {"repo.example": {"username": "only"}}}"#).unwrap();
+        assert!(Credentials::load(&auth).unwrap_err().to_string().contains("needs a username and a password"));
     }
 
     #[test]

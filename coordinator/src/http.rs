@@ -90,6 +90,11 @@ impl AppState {
         let seen = quick_cache::sync::Cache::new(REMEMBERED_DELIVERIES);
         AppState { farm, status, metrics, triggers, stopping, seen, budget }
     }
+
+    /// The status document: the board, and the repository's health as the farm records it.
+    fn document(&self) -> crate::status::StatusDocument {
+        crate::status::StatusDocument { health: Some(self.farm.health()), ..self.status.snapshot() }
+    }
 }
 
 /// The routes. Handlers that take no body leave it unread (hyper then closes the connection
@@ -126,13 +131,13 @@ async fn status(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     // Browsers ask for HTML first; everything else gets JSON.
     if accept.starts_with("text/html") {
-        return Html(render_html(&app.status.snapshot())).into_response();
+        return Html(render_html(&app.document())).into_response();
     }
-    axum::Json(app.status.snapshot()).into_response()
+    axum::Json(app.document()).into_response()
 }
 
 async fn status_page(State(app): State<Arc<AppState>>) -> Html<String> {
-    Html(render_html(&app.status.snapshot()))
+    Html(render_html(&app.document()))
 }
 
 /// A webhook answer, counted in the metrics.

@@ -3,17 +3,19 @@
 //! Composer metadata.
 //!
 //! Modules in reading order, as a package flows: [`plan`] (config and git to a plan) →
-//! [`pipeline`] (the build: jobs, results, recording) → [`dispatch`] (to the workers and back) → [`manifest`] (what is
-//! published) → [`publish`] (Composer metadata, last) → [`report`]. Then what the always-on
-//! coordinator adds: [`lock`], [`metrics`], [`hooks`], [`triggers`], [`status`], [`http`],
-//! [`serve`]; taking over and checking published repositories: [`fetch`], [`adopt`], [`verify`];
-//! and the [`cli`].
+//! [`pipeline`] (the build: jobs, results, recording) → [`dispatch`] (to the workers and back) →
+//! [`manifest`] (what is published) → [`publish`] (Composer metadata, last) → [`health`] (does
+//! what was published install) → [`report`]. Then what the always-on coordinator adds: [`lock`],
+//! [`metrics`], [`hooks`], [`triggers`], [`status`], [`http`], [`serve`]; reading, taking over and
+//! checking repositories: [`fetch`], [`listing`], [`adopt`], [`verify`], [`contents`] (archives
+//! compared by content), [`parity`] (two repositories compared), [`check`]; and the [`cli`].
 
 pub mod plan;
 pub mod pipeline;
 pub mod dispatch;
 pub mod manifest;
 pub mod publish;
+pub mod health;
 pub mod report;
 pub mod lock;
 pub mod metrics;
@@ -23,6 +25,10 @@ pub mod status;
 pub mod http;
 pub mod serve;
 pub mod fetch;
+pub mod listing;
 pub mod adopt;
 pub mod verify;
+pub mod contents;
+pub mod parity;
+pub mod check;
 pub mod cli;

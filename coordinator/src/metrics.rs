@@ -1,5 +1,6 @@
 //! Prometheus metrics of the coordinator (`GET /metrics`): jobs, queue depth, build durations,
-//! bytes uploaded, last success per upstream, webhooks, build triggers and polls.
+//! bytes uploaded, last success per upstream, webhooks, build triggers, polls and repository
+//! health.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +39,13 @@ pub struct HookLabels {
     pub source: String,
     /// HTTP status answered.
     pub status: u16,
+}
+
+/// Labels of a health probe.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabel {
+    /// The probe's name, or `consistency` for the native check.
+    pub probe: String,
 }
 
 /// Labels of a poll.
@@ -81,6 +89,16 @@ pub struct Metrics {
     pub triggers: Family<UpstreamLabel, Counter>,
     /// Polls by what they found.
     pub polls: Family<PollLabels, Counter>,
+    /// 1 when the last health check or probe passed, 0 when it failed (a skipped probe is
+    /// not set).
+    pub repository_healthy: Family<ProbeLabel, Gauge>,
+    /// Durations of health probes.
+    pub probe_duration: Family<ProbeLabel, Histogram, fn() -> Histogram>,
+}
+
+fn probe_histogram() -> Histogram {
+    // 0.25 s to about 68 min.
+    Histogram::new(exponential_buckets(0.25, 2.0, 15))
 }
 
 fn duration_histogram() -> Histogram {
@@ -112,6 +130,8 @@ impl Metrics {
             webhooks: Family::default(),
             triggers: Family::default(),
             polls: Family::default(),
+            repository_healthy: Family::default(),
+            probe_duration: Family::new_with_constructor(probe_histogram as fn() -> Histogram),
             registry: Registry::default(),
         };
         registry.register("jobs_published", "Build jobs handed to the queue", metrics.jobs_published.clone());
@@ -146,6 +166,17 @@ impl Metrics {
         registry.register("webhook_requests", "Webhook requests by answer", metrics.webhooks.clone());
         registry.register("triggers", "Build triggers handed to an upstream's scheduler", metrics.triggers.clone());
         registry.register("polls", "Polls of an upstream by what they found", metrics.polls.clone());
+        registry.register(
+            "repository_healthy",
+            "1 if the repository passed the health check or probe at the last build, 0 if not",
+            metrics.repository_healthy.clone(),
+        );
+        registry.register_with_unit(
+            "probe_duration",
+            "Duration of health probes",
+            Unit::Seconds,
+            metrics.probe_duration.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 

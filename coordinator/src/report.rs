@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::health::HealthReport;
 use crate::manifest::Provenance;
 use crate::plan::findings::{Findings, Provided, Rejection, RepositoryFailure, SourceChanged, UpstreamTags};
 use crate::plan::flavours::FlavourNote;
@@ -55,6 +56,10 @@ pub struct BuildReport {
     pub inputs: Inputs,
     /// What each flavour's rules removed from its product metapackage.
     pub flavours: Vec<FlavourNote>,
+    /// Whether the repository as published (or, with a blocking gate, as it would have been)
+    /// installs: the native check and the probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthReport>,
 }
 
 /// A dead-lettered message that is not a job of any build.
@@ -107,10 +112,12 @@ impl BuildReport {
         }
     }
 
-    /// True when nothing failed (rejected upstream input does not count unless `strict`).
+    /// True when nothing failed (rejected upstream input does not count unless `strict`) and
+    /// the metadata was published (a blocking health gate may keep it back).
     pub fn succeeded(&self, strict: bool) -> bool {
         self.failed.is_empty()
             && self.repository_failures.is_empty()
+            && self.health.as_ref().is_none_or(|h| h.blocked.is_none())
             && (!strict || (self.rejected.is_empty() && self.source_changed.is_empty()))
     }
 
@@ -171,6 +178,9 @@ impl BuildReport {
             for warning in &built.warnings {
                 let _ = writeln!(out, "  warning: {} {}: {warning}", built.package, built.version);
             }
+        }
+        if let Some(health) = &self.health {
+            out.push_str(&health.summary());
         }
         out
     }

@@ -1,11 +1,13 @@
 //! What `coordinator serve` is doing, for `GET /status` (JSON) and the HTML status page: the
-//! state of every upstream and the most recent builds with their failures.
+//! state of every upstream, the most recent builds with their failures, and the repository's
+//! health (rendered by [`crate::health::page`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::health::HealthRecord;
 use crate::report::BuildReport;
 
 /// Builds kept in the recent list.
@@ -142,6 +144,9 @@ pub struct StatusDocument {
     pub upstreams: Vec<UpstreamStatus>,
     /// Recent builds, newest first.
     pub recent_builds: Vec<BuildSummary>,
+    /// Whether the published repository installs, since when, and the last builds' checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
 }
 
 /// Shared, updated by the schedulers and pollers.
@@ -178,6 +183,7 @@ impl StatusBoard {
                 mode: mode.to_owned(),
                 upstreams: list,
                 recent_builds: Vec::new(),
+                health: None,
             }),
         }
     }
@@ -249,14 +255,15 @@ pub fn render_html(document: &StatusDocument) -> String {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\">\
          <title>Composer farm status</title><style>body{font-family:sans-serif;margin:2em}\
          table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:.3em .6em;\
-         text-align:left;vertical-align:top}.bad{color:#b00}</style></head><body>\n",
+         text-align:left;vertical-align:top}.bad{color:#b00}.ok{color:#070}</style></head><body>\n",
     );
     html.push_str(&format!(
         "<h1>Composer farm</h1><p>Mode: {}. Running since {}. <a href=\"/status\">JSON</a> · \
-         <a href=\"/metrics\">metrics</a></p>\n<h2>Upstreams</h2>\n<table><tr><th>upstream</th><th>state</th>\
+         <a href=\"/metrics\">metrics</a></p>\n{}<h2>Upstreams</h2>\n<table><tr><th>upstream</th><th>state</th>\
          <th>last trigger</th><th>last success</th><th>last error</th><th>last poll</th></tr>\n",
         text(&document.mode),
-        text(&document.started_at)
+        text(&document.started_at),
+        document.health.as_ref().map(crate::health::page::render).unwrap_or_default()
     ));
     for upstream in &document.upstreams {
         let state = serde_json::to_value(upstream.state).ok().and_then(|v| v.as_str().map(str::to_owned));

@@ -138,7 +138,8 @@ actions = [{ set = ["extra", "custom"], value = { zeta = 1, alpha = 2, mid = { y
     assert!(p2.contains(r#""custom":{"zeta":1,"alpha":2,"mid":{"y":1,"b":2}}"#), "{p2}");
 }
 
-/// Every file below `dir` except the per-run report and the lock.
+/// Every file below `dir` except the per-run report, the health record (build ids and times)
+/// and the lock.
 fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
@@ -149,7 +150,10 @@ fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(dir).unwrap().to_owned();
-                if !relative.starts_with(".farm/report.json") && !relative.starts_with(".farm/lock") {
+                if ![".farm/report.json", ".farm/health.json", ".farm/lock"]
+                    .iter()
+                    .any(|skip| relative.starts_with(skip))
+                {
                     out.insert(relative, std::fs::read(&path).unwrap());
                 }
             }

@@ -73,8 +73,8 @@ pub fn archive_rows(packages: &Path) -> String {
     rows.concat()
 }
 
-/// Every file below `dir` (relative path to bytes), skipping the per-run report and the lock file
-/// (process state, not repository content).
+/// Every file below `dir` (relative path to bytes), skipping the per-run report, the health
+/// record and the lock file (process state with build ids and times, not repository content).
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
@@ -86,7 +86,8 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(dir).expect("below dir").to_owned();
-                if relative != Path::new(".farm/report.json") && relative != Path::new(".farm/lock") {
+                let state = [".farm/report.json", ".farm/health.json", ".farm/lock"];
+                if !state.iter().any(|skip| relative == Path::new(skip)) {
                     out.insert(relative, std::fs::read(&path).expect("readable"));
                 }
             }

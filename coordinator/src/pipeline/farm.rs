@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::config::{FarmConfig, StorageKind};
+use shared::config::{FarmConfig, Gate, StorageKind};
 use shared::messages::BuildId;
 use shared::storage::s3::S3Storage;
 use shared::storage::{AnyStorage, LocalStorage};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::health::{HealthRecord, HealthReport};
 use crate::manifest::{Manifest, ManifestEntry, UpstreamRecord};
 use crate::metrics::Metrics;
 
@@ -34,6 +35,8 @@ pub struct Farm {
     pub(super) stopping: CancellationToken,
     pub(super) grace: Duration,
     builds_started: AtomicU64,
+    /// The repository's health over time (`.farm/health.json`).
+    health: std::sync::Mutex<HealthRecord>,
 }
 
 impl Farm {
@@ -60,7 +63,9 @@ impl Farm {
                 return Err(error);
             }
         };
+        let health = std::sync::Mutex::new(HealthRecord::load(storage.as_ref()).await);
         Ok(Farm {
+            health,
             farm_managed: AtomicBool::new(!manifest.packages.is_empty()),
             manifest: tokio::sync::Mutex::new(manifest),
             writes: tokio::sync::Mutex::new(()),
@@ -140,16 +145,43 @@ impl Farm {
         Manifest::save_bytes(self.storage.as_ref(), bytes).await.context("cannot save manifest")
     }
 
-    /// Publishes the metadata of the manifest as it is now.
-    pub(super) async fn publish(&self) -> anyhow::Result<usize> {
+    /// Publishes the metadata of the manifest as it is now, and checks its health: with
+    /// `health.gate = "block"` the candidate is checked first and a broken one is not published;
+    /// otherwise it is published, then checked. Both look at the same versions.
+    pub(super) async fn publish(&self, build_id: &BuildId) -> anyhow::Result<HealthReport> {
         let _writing = self.writes.lock().await;
         let versions = self.manifest.lock().await.published_versions();
+        let mut health = match self.config.health.gate {
+            Gate::Block => {
+                let candidate = self.assess(&versions).await;
+                let blocked = candidate.is_broken().then(|| blocked_because(&candidate));
+                HealthReport { published: blocked.is_none(), blocked, ..candidate }
+            }
+            Gate::Report => HealthReport::default(),
+        };
+        if let Some(why) = &health.blocked {
+            warn!(reason = %why, "health gate: the new metadata is not published");
+        } else {
+            with_retries("publish the metadata", || async {
+                self.lock_check()?;
+                self.publish_metadata(&versions).await
+            })
+            .await?;
+        }
+        if self.config.health.gate == Gate::Report {
+            health = HealthReport { published: true, ..self.assess(&versions).await };
+        }
+        self.record_health(build_id, &health).await;
+        Ok(health)
+    }
+
+    async fn publish_metadata(&self, versions: &[shared::metadata::PublishedVersion]) -> anyhow::Result<usize> {
         let prune = self.farm_managed.load(Ordering::Relaxed);
         let uploads = self.config.storage.uploads;
         let published = crate::publish::publish_metadata(
             self.storage.as_ref(),
             &self.config.repository.base_url,
-            &versions,
+            versions,
             prune,
             uploads,
         )
@@ -157,6 +189,75 @@ impl Farm {
         self.farm_managed.store(true, Ordering::Relaxed);
         Ok(published.written)
     }
+
+    /// The native check and the probes on these versions, served from this farm's storage.
+    async fn assess(&self, versions: &[shared::metadata::PublishedVersion]) -> HealthReport {
+        let scratch = self.config.cache_dir().join("probes").join(std::process::id().to_string());
+        let subject = crate::health::Subject {
+            health: &self.config.health,
+            flavours: &self.config.target.flavours,
+            served: crate::health::Served::Loopback(crate::health::server::Archives::Storage(Arc::clone(
+                &self.storage,
+            ))),
+            scratch: &scratch,
+        };
+        let report = crate::health::assess(versions, subject).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        report
+    }
+
+    /// Adds a result to the health record (stored) and the metrics.
+    async fn record_health(&self, build_id: &BuildId, report: &HealthReport) {
+        use crate::metrics::ProbeLabel;
+        if let Some(check) = &report.consistency {
+            let label = ProbeLabel { probe: "consistency".to_owned() };
+            self.metrics.repository_healthy.get_or_create(&label).set(i64::from(check.problem_count == 0));
+        }
+        for probe in &report.probes {
+            let label = ProbeLabel { probe: probe.name.clone() };
+            if probe.status == crate::health::ProbeStatus::Skipped {
+                self.metrics.repository_healthy.remove(&label);
+                continue;
+            }
+            self.metrics
+                .repository_healthy
+                .get_or_create(&label)
+                .set(i64::from(probe.status == crate::health::ProbeStatus::Passed));
+            self.metrics.probe_duration.get_or_create(&label).observe(probe.duration_seconds);
+        }
+        let record = {
+            let mut record = self.health.lock().expect("health record");
+            record.add(&build_id.0, report);
+            record.clone()
+        };
+        if let Err(error) = record.save(self.storage.as_ref()).await {
+            warn!(%error, "cannot store the health record");
+        }
+    }
+
+    /// The repository's health over time.
+    pub fn health(&self) -> HealthRecord {
+        self.health.lock().expect("health record").clone()
+    }
+}
+
+/// Why a blocking gate kept a candidate back.
+fn blocked_because(report: &HealthReport) -> String {
+    let mut reasons = Vec::new();
+    if let Some(check) = report.consistency.as_ref().filter(|c| c.problem_count > 0) {
+        let first = check.problems.first().map(|p| format!(", first: {}", p.message)).unwrap_or_default();
+        reasons.push(format!("{} consistency problems{first}", check.problem_count));
+    }
+    let failed: Vec<&str> = report
+        .probes
+        .iter()
+        .filter(|p| p.status == crate::health::ProbeStatus::Failed)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        reasons.push(format!("probes failed: {}", failed.join(", ")));
+    }
+    format!("health gate \"block\": the candidate is broken ({})", reasons.join("; "))
 }
 
 /// Runs `attempt` until it succeeds, up to 7 tries over about two minutes (2 s doubling to 32 s).

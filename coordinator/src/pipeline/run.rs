@@ -228,11 +228,7 @@ impl BuildRun<'_> {
             })
             .await?;
         }
-        with_retries("publish the metadata", || async {
-            farm.lock_check()?;
-            farm.publish().await
-        })
-        .await?;
+        self.report.health = Some(farm.publish(&self.build_id).await?);
         inflight::finish(farm.storage.as_ref(), &upstreams, &unanswered).await;
         self.save_report().await
     }

@@ -58,14 +58,8 @@ pub fn apply_flavours(candidates: &mut [Candidate], flavours: &[Flavour]) -> Vec
         let Some(Value::Object(require)) = config.get("require").cloned() else { continue };
         let matches = |patterns: &[String], name: &str| patterns.iter().any(|p| shared::config::name_matches(p, name));
         let mut dropped: HashSet<String> = HashSet::new();
-        let ruled_out = |name: &str| {
-            !matches(&flavour.keep, name)
-                && ((!flavour.include.is_empty() && !matches(&flavour.include, name))
-                    || matches(&flavour.exclude, name)
-                    || types.get(name).is_some_and(|t| flavour.exclude_types.contains(t)))
-        };
         for name in types.keys().chain(require.keys()) {
-            if ruled_out(name) {
+            if flavour.rules_out(name, types.get(name).map(String::as_str)) {
                 dropped.insert(name.clone());
             }
         }

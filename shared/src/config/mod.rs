@@ -16,6 +16,7 @@ use serde::Deserialize;
 mod build;
 mod de;
 mod error;
+mod health;
 mod queue;
 mod redact;
 mod repository;
@@ -28,6 +29,7 @@ mod worker;
 
 pub use build::{BuildConfig, DEFAULT_UPSTREAM_PREFIX};
 pub use error::ConfigError;
+pub use health::{Gate, HealthConfig, ProbeConfig, STABILITIES};
 pub use queue::QueueConfig;
 pub use redact::redact_url;
 pub use repository::RepositoryConfig;
@@ -69,6 +71,9 @@ pub struct FarmConfig {
     /// What kind of repository this is: version rule, vendor, explicit inputs, flavours.
     #[serde(default)]
     pub target: TargetConfig,
+    /// After every build: is what is published installable (checks, probes, gate).
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 impl FarmConfig {
@@ -114,6 +119,7 @@ impl FarmConfig {
         }
         self.storage.validate()?;
         self.serve.validate()?;
+        self.health.validate()?;
         upstream::validate(&self.upstreams)
     }
 

@@ -120,6 +120,21 @@ impl Flavour {
     pub fn project_name(&self) -> String {
         format!("project-{}-edition", self.name)
     }
+
+    /// Whether the rules leave `name` (a package of composer type `kind`, if known) out of the
+    /// flavour's product (before `closed` adds what requires it).
+    pub fn rules_out(&self, name: &str, kind: Option<&str>) -> bool {
+        let matches = |patterns: &[String]| patterns.iter().any(|p| name_matches(p, name));
+        !matches(&self.keep) && ((!self.include.is_empty() && !matches(&self.include)) || self.excludes(name, kind))
+    }
+
+    /// Whether `exclude` or `exclude_types` name the package (and `keep` does not): what the
+    /// flavour means to leave out, not only what it does not list.
+    pub fn excludes(&self, name: &str, kind: Option<&str>) -> bool {
+        let matches = |patterns: &[String]| patterns.iter().any(|p| name_matches(p, name));
+        !matches(&self.keep)
+            && (matches(&self.exclude) || kind.is_some_and(|t| self.exclude_types.iter().any(|e| e == t)))
+    }
 }
 
 /// `*`-wildcard match of a package name (the whole name; `*` matches any text, also `/`).

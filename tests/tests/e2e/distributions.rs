@@ -8,12 +8,17 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tests::{PhpServer, Upstream, build, composer, composer_project, free_port, load_config};
 
-const DATE: &str = "20261121";
+pub(crate) const DATE: &str = "20261121";
 
 /// A magento2-like repository: a framework, modules (one GraphQL pair), a theme, a root
 /// composer.json. `vendor` names the packages; `versions` gives each package's version (absent:
 /// no version key).
-fn magento_files(upstream: &mut Upstream, vendor: &str, versions: &BTreeMap<&str, &str>, with_new_module: bool) {
+pub(crate) fn magento_files(
+    upstream: &mut Upstream,
+    vendor: &str,
+    versions: &BTreeMap<&str, &str>,
+    with_new_module: bool,
+) {
     upstream.remove_prefix("");
     let version = |name: &str| versions.get(name).map(|v| format!(r#","version":"{v}""#)).unwrap_or_default();
     let package = |upstream: &mut Upstream, dir: &str, name: &str, kind: &str, require: &str, extra: &str| {
@@ -96,7 +101,7 @@ fn magento_files(upstream: &mut Upstream, vendor: &str, versions: &BTreeMap<&str
 }
 
 /// The history files and templates (the reference keeps them under resource/).
-fn write_resources(dir: &Path) {
+pub(crate) fn write_resources(dir: &Path) {
     let write = |path: &str, text: &str| {
         let path = dir.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -125,7 +130,13 @@ fn write_resources(dir: &Path) {
     write("composer-templates/mage-os/project-community-edition/dependencies-template.json", r#"{"dependencies":{}}"#);
 }
 
-fn config_text(base_url: &str, target: &str, vendor: &str, template_vendor: &str, extra_upstream: &str) -> String {
+pub(crate) fn config_text(
+    base_url: &str,
+    target: &str,
+    vendor: &str,
+    template_vendor: &str,
+    extra_upstream: &str,
+) -> String {
     format!(
         r#"
 [repository]
@@ -168,14 +179,14 @@ kind = "product"
     )
 }
 
-struct Built {
-    out: PathBuf,
-    report: coordinator::report::BuildReport,
+pub(crate) struct Built {
+    pub(crate) out: PathBuf,
+    pub(crate) report: coordinator::report::BuildReport,
 }
 
 impl Built {
     /// name@version → composer.json inside the archive (from the manifest).
-    fn packages(&self) -> BTreeMap<String, Value> {
+    pub(crate) fn packages(&self) -> BTreeMap<String, Value> {
         let manifest: Value =
             serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).unwrap()).unwrap();
         manifest["packages"]
@@ -186,14 +197,14 @@ impl Built {
             .collect()
     }
 
-    fn composer(&self, id: &str) -> Value {
+    pub(crate) fn composer(&self, id: &str) -> Value {
         self.packages()
             .remove(id)
             .unwrap_or_else(|| panic!("{id} not built; built: {:?}", self.packages().keys().collect::<Vec<_>>()))
     }
 }
 
-async fn run(temp: &Path, name: &str, config: &str) -> Built {
+pub(crate) async fn run(temp: &Path, name: &str, config: &str) -> Built {
     let path = temp.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
     let config = load_config(&path, &temp.join("upstream"), &temp.join("cache"), 2);
@@ -348,7 +359,7 @@ async fn mage_os_nightly_renames_and_replaces() {
 
 /// Release upstream: tag 1.0.0 carries Mage-OS names (a published release), `main` carries the
 /// upstream magento names and versions the new release is made from.
-fn upstream_for_release(temp: &Path) {
+pub(crate) fn upstream_for_release(temp: &Path) {
     let mut upstream = Upstream::create(&temp.join("upstream/magento2.git"));
     let history = BTreeMap::from([
         ("framework", "1.0.0"),
@@ -374,7 +385,7 @@ fn upstream_for_release(temp: &Path) {
     upstream.commit("upstream 2.4.7-p3");
 }
 
-fn release_config(temp: &Path, base_url: &str, release: Option<&str>) -> String {
+pub(crate) fn release_config(temp: &Path, base_url: &str, release: Option<&str>) -> String {
     let resources = temp.join("resource");
     write_resources(&resources);
     let versions = temp.join("upstream.json");
@@ -533,7 +544,7 @@ fn zip_text(bytes: &[u8], name: &str) -> String {
     text
 }
 
-fn zip_names(bytes: &[u8]) -> Vec<String> {
+pub(crate) fn zip_names(bytes: &[u8]) -> Vec<String> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().unwrap().to_string()).collect()
 }
