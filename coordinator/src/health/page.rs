@@ -3,9 +3,10 @@
 
 use html_escape::encode_text as text;
 
+use super::probe::ProbeOutcome;
 use super::probe::ProbeStatus;
 use super::record::HealthRecord;
-use super::{HealthState, ProbeOutcome};
+use super::report::HealthState;
 
 /// Problems listed on the page (the JSON has all that were kept).
 const SHOWN_PROBLEMS: usize = 50;
@@ -114,7 +115,7 @@ fn history(record: &HealthRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{ConsistencyView, HealthReport, ProblemView};
+    use crate::health::report::{ConsistencyView, HealthReport, ProblemView};
 
     fn report(state: HealthState, problem: Option<&str>, probe: ProbeStatus) -> HealthReport {
         let problems: Vec<ProblemView> = problem

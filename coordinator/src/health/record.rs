@@ -6,7 +6,7 @@ use shared::storage::{STATE_PREFIX, Storage};
 use tracing::warn;
 
 use super::probe::ProbeStatus;
-use super::{HealthReport, HealthState};
+use super::report::{HealthReport, HealthState};
 
 /// Builds remembered.
 pub const HISTORY: usize = 20;
