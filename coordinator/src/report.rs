@@ -60,6 +60,9 @@ pub struct BuildReport {
     /// installs: the native check and the probes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthReport>,
+    /// The coordinator process's peak resident memory when the report was saved, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// A dead-lettered message that is not a job of any build.

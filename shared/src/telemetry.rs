@@ -1,6 +1,6 @@
 //! Tracing setup shared by both binaries: log lines on stderr, filtered by `RUST_LOG`, as JSON
 //! when stderr is not a terminal (log collectors) and as text on a terminal; and errors written
-//! out with their causes.
+//! out with their causes; and the process's peak memory, for reports and benchmarks.
 
 use std::io::IsTerminal as _;
 
@@ -49,4 +49,24 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+/// The process's peak resident memory in bytes (`VmHWM` of `/proc/self/status`; `None` where
+/// there is no such file).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peak_memory_is_read_from_the_process() {
+        let held = vec![1u8; 32 << 20];
+        let peak = super::peak_rss_bytes().expect("Linux has /proc/self/status");
+        assert!(peak >= held.len() as u64, "{peak}");
+        assert_eq!(held.iter().map(|b| u64::from(*b)).sum::<u64>(), held.len() as u64);
+    }
 }

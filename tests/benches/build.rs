@@ -10,7 +10,9 @@
 //!    coordinator and 1/2/4 `worker` processes through RabbitMQ into S3, `ES30`/`D2-30` as `ES`/`D2`
 //!    with S3 behind [`tests::latency::LatencyProxy`] (30 ms per request/response turn, as a
 //!    remote S3). Columns: archives, MB, wall seconds, our CPU seconds (user + system of the
-//!    coordinator and workers, not of the S3 server), CPU/E and time/ES ratios; then the ratios
+//!    coordinator and workers, not of the S3 server), the largest peak resident memory of one of
+//!    those processes (the report's `peak_rss_bytes`, the workers' last log line), CPU/E and
+//!    time/ES ratios; then the ratios
 //!    the farm aims for, as "target ... measured ... met/missed" lines;
 //! 3. incremental builds (embedded, with the `main` branch): first, nothing new, one module changed.
 //!
@@ -178,6 +180,9 @@ struct Sample {
     megabytes: f64,
     seconds: f64,
     cpu: f64,
+    /// The largest peak resident memory of the row's processes, in MiB (from the build report
+    /// and the workers' "worker stopped" lines).
+    peak_mib: f64,
 }
 
 /// What every row needs.
@@ -240,7 +245,8 @@ fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, tic
             let last = *samples.last().expect("a sample");
             let seconds = median(samples.iter().map(|s| s.seconds).collect());
             let cpu = median(samples.iter().map(|s| s.cpu).collect());
-            (row.label, Sample { seconds, cpu, ..last })
+            let peak_mib = median(samples.iter().map(|s| s.peak_mib).collect());
+            (row.label, Sample { seconds, cpu, peak_mib, ..last })
         })
         .collect();
     let find = |label: &str| medians.iter().find(|(name, _)| *name == label).map(|(_, sample)| *sample);
@@ -250,25 +256,27 @@ fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, tic
         "main table: E = embedded ({} workers) into a local folder; ES = embedded into S3 (SeaweedFS); \
          D1/D2/D4 = coordinator + 1/2/4 worker processes ({} jobs each) through RabbitMQ into S3; \
          ES30, D2-30 = ES, D2 with {} ms per S3 request/response turn. CPU = user + system seconds of \
-         the coordinator and workers (not SeaweedFS){}.",
+         the coordinator and workers (not SeaweedFS); peak = the largest peak resident memory of \
+         one of them{}.",
         bench.embedded_workers,
         bench.worker_jobs,
         LATENCY.as_millis(),
-        if runs > 1 { format!("; seconds and CPU are medians of {runs} runs") } else { String::new() }
+        if runs > 1 { format!("; seconds, CPU and peak are medians of {runs} runs") } else { String::new() }
     );
-    println!("| row | archives | MB | seconds | CPU seconds | CPU/E | time/ES |");
-    println!("|-----|---------:|---:|--------:|------------:|------:|--------:|");
+    println!("| row | archives | MB | seconds | CPU seconds | peak MiB | CPU/E | time/ES |");
+    println!("|-----|---------:|---:|--------:|------------:|---------:|------:|--------:|");
     for (label, sample) in &medians {
         let ratio = |of: f64, base: Option<f64>| match base {
             Some(base) if base > 0.0 => format!("{:.2}", of / base),
             _ => "-".to_owned(),
         };
         println!(
-            "| {label} | {} | {:.1} | {:.2} | {:.2} | {} | {} |",
+            "| {label} | {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {} |",
             sample.archives,
             sample.megabytes,
             sample.seconds,
             sample.cpu,
+            sample.peak_mib,
             ratio(sample.cpu, e.map(|e| e.cpu)),
             ratio(sample.seconds, es.map(|es| es.seconds)),
         );
@@ -336,7 +344,8 @@ impl Bench<'_> {
                     &[
                         ("FARM_BUILD__CACHE_DIR", cache.clone()),
                         ("FARM_BUILD__WORKERS", self.worker_jobs.to_string()),
-                        ("RUST_LOG", "warn".to_owned()),
+                        // Quiet, but the last line (with the peak memory) is kept.
+                        ("RUST_LOG", "warn,worker::consume=info".to_owned()),
                     ],
                 )
             })
@@ -372,6 +381,7 @@ impl Bench<'_> {
             }
         }
         let after = children_cpu_seconds(self.ticks);
+        let worker_peaks: Vec<u64> = workers.iter().filter_map(|w| peak_in_lines(&w.lines())).collect();
         drop(workers);
         if row.processes > 0 {
             delete_topology(&amqp_url(), &prefix);
@@ -396,7 +406,14 @@ impl Bench<'_> {
         if !row.s3 {
             let _ = std::fs::remove_dir_all(&out);
         }
-        Sample { archives: count("built"), megabytes: bytes as f64 / 1_000_000.0, seconds, cpu: after - before }
+        let peak = worker_peaks.into_iter().chain(report["peak_rss_bytes"].as_u64()).max().unwrap_or(0);
+        Sample {
+            archives: count("built"),
+            megabytes: bytes as f64 / 1_000_000.0,
+            seconds,
+            cpu: after - before,
+            peak_mib: peak as f64 / (1 << 20) as f64,
+        }
     }
 }
 
@@ -430,4 +447,12 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
+}
+
+/// `peak_rss_bytes` of a worker's "worker stopped" JSON log line.
+fn peak_in_lines(lines: &[String]) -> Option<u64> {
+    lines.iter().rev().find(|line| line.contains("worker stopped")).and_then(|line| {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        value["fields"]["peak_rss_bytes"].as_u64()
+    })
 }

@@ -133,7 +133,7 @@ pub async fn run(context: WorkerContext, stop: CancellationToken) -> anyhow::Res
     // (one that repeats, such as a refused queue declaration, is retried with the growing pause).
     amqp::reconnecting(&broker, &stop, &mut consuming).await?;
     context.storage.cleanup();
-    info!("worker stopped");
+    info!(peak_rss_bytes = shared::telemetry::peak_rss_bytes(), "worker stopped");
     Ok(())
 }
 

@@ -260,6 +260,7 @@ impl BuildRun<'_> {
     /// Stores the report as `.farm/report.json` and returns it.
     async fn save_report(mut self) -> anyhow::Result<BuildReport> {
         self.report.duration_seconds = self.started.elapsed().as_secs_f64();
+        self.report.peak_rss_bytes = shared::telemetry::peak_rss_bytes();
         let mut report_bytes = serde_json::to_vec_pretty(&self.report).expect("report serialises");
         report_bytes.push(b'\n');
         let storage = self.farm.storage.as_ref();
@@ -274,6 +275,7 @@ impl BuildRun<'_> {
             built = self.report.built.len(),
             failed = self.report.failed.len(),
             seconds = self.report.duration_seconds,
+            peak_rss_bytes = self.report.peak_rss_bytes,
             "build finished"
         );
         Ok(self.report)
