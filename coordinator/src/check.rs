@@ -67,9 +67,8 @@ impl CheckReport {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "check {}: {} packages, {} versions", self.from, self.packages, self.versions);
-        for problem in &self.listing_problems {
-            let _ = writeln!(out, "  unreadable: {problem}");
-        }
+        let unreadable: Vec<String> = self.listing_problems.iter().map(|p| format!("unreadable: {p}")).collect();
+        out.push_str(&crate::fetch::summarise(&unreadable));
         out.push_str(&self.health.summary());
         if let Some(parity) = &self.parity {
             out.push_str(&parity.summary());
@@ -87,7 +86,7 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
     };
     let source = open(&options.from)?;
     let mut listing = crate::listing::read(&source).await?;
-    if source.is_folder() {
+    let served = if source.is_folder() {
         // Probes are served the folder's archives at their keys.
         let root = format!("{}/", source.base());
         for listed in &mut listing.versions {
@@ -95,13 +94,11 @@ pub async fn check(options: CheckOptions) -> anyhow::Result<CheckReport> {
                 listed.version.key = path.strip_prefix(&root).unwrap_or(path).to_owned();
             }
         }
-    }
-    let versions: Vec<_> = listing.versions.iter().map(|l| l.version.clone()).collect();
-    let served = if source.is_folder() {
         Served::Loopback(Archives::Folder(PathBuf::from(source.base())))
     } else {
         Served::At(format!("{}/", source.base()))
     };
+    let versions: Vec<_> = listing.versions.iter().map(|l| l.version.clone()).collect();
     let subject = Subject { health: &options.health, flavours: &options.flavours, served, scratch: &options.scratch };
     let mut health = crate::health::assess(&versions, subject).await;
     health.published = true;

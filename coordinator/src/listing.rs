@@ -27,7 +27,7 @@ impl Listed {
 
     /// `name@version`.
     pub fn id(&self) -> String {
-        format!("{}@{}", self.version.name, self.version.version)
+        crate::manifest::PackageId::new(&self.version.name, &self.version.version).to_string()
     }
 }
 

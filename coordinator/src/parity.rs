@@ -68,17 +68,16 @@ impl ParityReport {
             self.only_there.len(),
             self.errors.len()
         );
+        let mut lines = Vec::new();
         for package in &self.differing {
-            let _ = writeln!(out, "  differs: {}", package.package);
-            for line in &package.differences {
-                let _ = writeln!(out, "    {line}");
-            }
+            lines.push(format!("differs: {}", package.package));
+            lines.extend(package.differences.iter().map(|line| format!("  {line}")));
         }
         for (what, ids) in [("only here", &self.only_here), ("only there", &self.only_there), ("error", &self.errors)] {
-            for id in ids {
-                let _ = writeln!(out, "  {what}: {id}");
-            }
+            lines.extend(ids.iter().map(|id| format!("{what}: {id}")));
         }
+        // Both repositories' names, escaped, and at most a screenful (the report has them all).
+        out.push_str(&crate::fetch::summarise(&lines));
         out
     }
 }

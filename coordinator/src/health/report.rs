@@ -147,13 +147,10 @@ impl HealthReport {
                 ))
                 .unwrap_or_default()
         );
-        const SHOWN: usize = 50;
-        for problem in check.map(|c| c.problems.as_slice()).unwrap_or_default().iter().take(SHOWN) {
-            let _ = writeln!(out, "  problem: {}", problem.message);
-        }
-        if let Some(more) = check.map(|c| c.problem_count).filter(|n| *n > SHOWN) {
-            let _ = writeln!(out, "  ... {} more problems in the report", more - SHOWN);
-        }
+        // Names come from the repository checked (maybe someone else's): one line each, escaped.
+        let problems: Vec<String> =
+            check.into_iter().flat_map(|c| &c.problems).map(|p| format!("problem: {}", p.message)).collect();
+        out.push_str(&crate::fetch::summarise(&problems));
         for probe in &self.probes {
             let status = serde_json::to_value(probe.status).ok().and_then(|v| v.as_str().map(str::to_owned));
             let _ = writeln!(

@@ -151,15 +151,12 @@ impl Farm {
     pub(super) async fn publish(&self, build_id: &BuildId) -> anyhow::Result<HealthReport> {
         let _writing = self.writes.lock().await;
         let versions = self.manifest.lock().await.published_versions();
-        let mut health = match self.config.health.gate {
-            Gate::Block => {
-                let candidate = self.assess(&versions).await;
-                let blocked = candidate.is_broken().then(|| blocked_because(&candidate));
-                HealthReport { published: blocked.is_none(), blocked, ..candidate }
-            }
-            Gate::Report => HealthReport::default(),
+        let candidate = match self.config.health.gate {
+            Gate::Block => Some(self.assess(&versions).await),
+            Gate::Report => None,
         };
-        if let Some(why) = &health.blocked {
+        let blocked = candidate.as_ref().filter(|c| c.is_broken()).map(blocked_because);
+        if let Some(why) = &blocked {
             warn!(reason = %why, "health gate: the new metadata is not published");
         } else {
             with_retries("publish the metadata", || async {
@@ -168,9 +165,10 @@ impl Farm {
             })
             .await?;
         }
-        if self.config.health.gate == Gate::Report {
-            health = HealthReport { published: true, ..self.assess(&versions).await };
-        }
+        let health = match candidate {
+            Some(candidate) => HealthReport { published: blocked.is_none(), blocked, ..candidate },
+            None => HealthReport { published: true, ..self.assess(&versions).await },
+        };
         self.record_health(build_id, &health).await;
         Ok(health)
     }
