@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
-use std::sync::Arc;
 
 use shared::archive::{ArchiveBuilder, ArchiveError, EXECUTABLE_MODE, FILE_MODE, PackageItem};
 use shared::pathcheck;
@@ -79,7 +78,14 @@ fn items(entries: &[RawEntry]) -> (Vec<PackageItem>, bool) {
             b'd' => (PackageItem::EmptyDir { path: path.to_owned() }, path.strip_suffix('/').unwrap_or(path)),
             mode => {
                 let mode = if mode == b'x' { EXECUTABLE_MODE } else { FILE_MODE };
-                (PackageItem::File { path: path.to_owned(), data: Arc::from(&entry.data[..]), mode }, path)
+                (
+                    PackageItem::File {
+                        path: path.to_owned(),
+                        data: shared::archive::Content::from(&entry.data[..]),
+                        mode,
+                    },
+                    path,
+                )
             }
         };
         all_accepted &= pathcheck::check_path(checked).is_ok();

@@ -149,7 +149,7 @@ pub enum PackageItem {
         /// Package-relative path with `/` separators.
         path: String,
         /// The bytes to store.
-        data: Arc<[u8]>,
+        data: Content,
         /// Unix permission bits.
         mode: u32,
     },
@@ -169,6 +169,52 @@ impl PackageItem {
     }
 }
 
+/// A file's bytes with their CRC-32, computed once: a blob that many archives share is summed once.
+#[derive(Debug, Clone)]
+pub struct Content {
+    bytes: Arc<[u8]>,
+    crc: u32,
+}
+
+impl Content {
+    /// The bytes, summed.
+    pub fn new(bytes: Arc<[u8]>) -> Content {
+        let crc = if bytes.is_empty() { 0 } else { crc32fast::hash(&bytes) };
+        Content { bytes, crc }
+    }
+
+    /// The CRC-32 the zip entry records.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+}
+
+impl std::ops::Deref for Content {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<Arc<[u8]>> for Content {
+    fn from(bytes: Arc<[u8]>) -> Content {
+        Content::new(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Content {
+    fn from(bytes: Vec<u8>) -> Content {
+        Content::new(Arc::from(bytes))
+    }
+}
+
+impl From<&[u8]> for Content {
+    fn from(bytes: &[u8]) -> Content {
+        Content::new(Arc::from(bytes))
+    }
+}
+
 /// One entry of the archive.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -177,7 +223,7 @@ struct Entry {
     /// Unix permission bits (no file-type bits, as JSZip writes them).
     mode: u32,
     /// `None` for directories.
-    data: Option<Arc<[u8]>>,
+    data: Option<Content>,
 }
 
 /// An ordered set of zip entries with JSZip's insertion semantics.
@@ -227,8 +273,8 @@ impl ArchiveBuilder {
     }
 
     /// Adds a file, or replaces the content and mode of an existing entry in place.
-    pub fn add_file(&mut self, name: &str, data: Arc<[u8]>, mode: u32) {
-        self.put(Entry { name: name.to_owned(), mode, data: Some(data) });
+    pub fn add_file(&mut self, name: &str, data: impl Into<Content>, mode: u32) {
+        self.put(Entry { name: name.to_owned(), mode, data: Some(data.into()) });
     }
 
     /// Adds a directory entry (`name` ends in `/`), or updates the mode of an existing one.
@@ -317,7 +363,7 @@ impl CheckedArchive<'_> {
 fn write_entry<W: Write>(out: &mut HashingWriter<W>, central: &mut Vec<u8>, entry: &Entry) -> io::Result<()> {
     let offset = out.written as u32;
     let data: &[u8] = entry.data.as_deref().unwrap_or(&[]);
-    let crc = if data.is_empty() { 0 } else { crc32fast::hash(data) };
+    let crc = entry.data.as_ref().map_or(0, Content::crc);
     let name = entry.name.as_bytes();
     let unicode = !entry.name.is_ascii();
     let extra = if unicode { unicode_path_extra(name) } else { Vec::new() };
@@ -497,7 +543,7 @@ mod tests {
     use super::*;
 
     fn file(path: &str) -> PackageItem {
-        PackageItem::File { path: path.to_owned(), data: Arc::from(&b"x"[..]), mode: FILE_MODE }
+        PackageItem::File { path: path.to_owned(), data: Content::from(&b"x"[..]), mode: FILE_MODE }
     }
 
     fn order(paths: &[&str]) -> Vec<String> {

@@ -21,14 +21,66 @@ use std::sync::{Arc, LazyLock};
 use git2::{AutotagOption, FetchOptions, ObjectType, Oid, Repository, Tree};
 use sha1::Digest as _;
 
+use crate::archive::Content;
 use crate::config::redact_url;
 use crate::gitattributes::{self, AttributesFile, EolConversion, Macros};
 use crate::pathcheck::{self, PathRule};
 
+/// How much memory git reads may hold, process-wide (`[build]` `blob_cache_mib`,
+/// `largest_cached_blob_kib`, `pack_map_mib`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GitMemory {
+    /// Bytes of blob content kept across jobs (0: none).
+    pub blob_cache_bytes: u64,
+    /// Blobs larger than this are read for each archive and dropped after it, never cached.
+    pub largest_cached_blob: u64,
+    /// Bytes of pack files libgit2 keeps mapped at once (it reads packs through mapped windows,
+    /// whose touched pages count as the process's resident memory).
+    pub pack_map_bytes: u64,
+}
+
+impl GitMemory {
+    /// The limits `[build]` sets.
+    pub fn of(build: &crate::config::BuildConfig) -> GitMemory {
+        GitMemory {
+            blob_cache_bytes: build.blob_cache_mib << 20,
+            largest_cached_blob: build.largest_cached_blob_kib << 10,
+            pack_map_bytes: build.pack_map_mib << 20,
+        }
+    }
+}
+
+static MEMORY: std::sync::OnceLock<GitMemory> = std::sync::OnceLock::new();
+
+/// Sets the process's git memory limits. They hold from the first git read on, so this is called
+/// first; returns whether they are the ones in force (a process that already read, such as a test
+/// running several farms, keeps the first).
+pub fn configure(memory: GitMemory) -> bool {
+    *MEMORY.get_or_init(|| memory) == memory
+}
+
+fn memory() -> GitMemory {
+    *MEMORY.get_or_init(|| GitMemory::of(&crate::config::BuildConfig::default()))
+}
+
 /// Process-wide libgit2 settings, applied once before the first repository is opened.
+#[allow(unsafe_code)]
 fn configure_libgit2() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| git2::opts::strict_hash_verification(false));
+    ONCE.call_once(|| {
+        git2::opts::strict_hash_verification(false);
+        let map = usize::try_from(memory().pack_map_bytes).unwrap_or(usize::MAX).max(1 << 20);
+        // SAFETY: libgit2's global options are not synchronised; this runs once (under `ONCE`),
+        // before this process opens any repository, so no other libgit2 call runs concurrently
+        // with it. A window is at most a quarter of the limit, so the limit can hold several.
+        let set = unsafe {
+            git2::opts::set_mwindow_size((map / 4).max(1 << 20))
+                .and_then(|()| git2::opts::set_mwindow_mapped_limit(map))
+        };
+        if let Err(error) = set {
+            tracing::warn!(%error, "cannot limit libgit2's mapped pack windows");
+        }
+    });
 }
 
 /// A git operation failed.
@@ -298,8 +350,8 @@ fn is_regular_mode(mode: i32) -> bool {
 pub struct PackageFile {
     /// Package-relative path.
     pub path: String,
-    /// Bytes as checkout would write them.
-    pub data: Arc<[u8]>,
+    /// Bytes as checkout would write them, with their CRC-32.
+    pub data: Content,
     /// True for git mode 100755.
     pub executable: bool,
 }
@@ -479,13 +531,28 @@ impl<'a> Walker<'a> {
         executable: bool,
     ) -> Result<(), GitError> {
         let conversion = self.conversion(repo_path);
-        let data = blob_cache().get_or_insert_with(&(entry.id(), conversion), || {
+        let read = || {
             let blob = self.repo.find_blob(entry.id()).map_err(git_err(format!("cannot read {repo_path}")))?;
-            Ok::<Arc<[u8]>, GitError>(match gitattributes::convert(blob.content(), conversion) {
+            let data: Arc<[u8]> = match gitattributes::convert(blob.content(), conversion) {
                 Some(converted) => Arc::from(converted),
                 None => Arc::from(blob.content()),
-            })
-        })?;
+            };
+            Ok::<Content, GitError>(Content::new(data))
+        };
+        let limits = memory();
+        let key = (entry.id(), conversion);
+        let data = match blob_cache().get(&key) {
+            Some(data) => data,
+            None => {
+                let data = read()?;
+                // A large blob is read again for each archive, never cached: it would evict the
+                // small ones every version of a package shares.
+                if limits.blob_cache_bytes > 0 && data.len() as u64 <= limits.largest_cached_blob {
+                    blob_cache().insert(key, data.clone());
+                }
+                data
+            }
+        };
         self.out.files.push(PackageFile { path: package_path, data, executable });
         Ok(())
     }
@@ -535,16 +602,16 @@ fn points_outside(link_dir: &str, target: &str) -> bool {
     false
 }
 
-/// Bytes of blob content kept in memory across jobs (see [`blob_cache`]).
-pub const BLOB_CACHE_BYTES: u64 = 512 << 20;
-
 /// Blob contents after eol conversion, keyed by blob id and conversion, shared by every worker
 /// thread of the process. Consecutive versions of a package (and the base package at every tag)
-/// share most blobs; the cache makes each blob inflate about once per build instead of once per
-/// archive. Blob ids are content hashes, so entries are valid across repositories and tags.
+/// share most blobs; the cache makes each blob inflate (and its CRC-32 be computed) about once per
+/// build instead of once per archive. Blob ids are content hashes, so entries are valid across
+/// repositories and tags. Bounded by bytes ([`GitMemory`]).
 fn blob_cache() -> &'static BlobCache {
-    static CACHE: LazyLock<BlobCache> =
-        LazyLock::new(|| quick_cache::sync::Cache::with_weighter(100_000, BLOB_CACHE_BYTES, BlobWeight));
+    static CACHE: LazyLock<BlobCache> = LazyLock::new(|| {
+        let bytes = memory().blob_cache_bytes.max(1);
+        quick_cache::sync::Cache::with_weighter(((bytes >> 12) as usize).clamp(64, 1 << 20), bytes, BlobWeight)
+    });
     &CACHE
 }
 
@@ -553,13 +620,13 @@ pub fn clear_blob_cache() {
     blob_cache().clear();
 }
 
-type BlobCache = quick_cache::sync::Cache<(Oid, EolConversion), Arc<[u8]>, BlobWeight>;
+type BlobCache = quick_cache::sync::Cache<(Oid, EolConversion), Content, BlobWeight>;
 
 #[derive(Clone)]
 struct BlobWeight;
 
-impl quick_cache::Weighter<(Oid, EolConversion), Arc<[u8]>> for BlobWeight {
-    fn weight(&self, _key: &(Oid, EolConversion), value: &Arc<[u8]>) -> u64 {
+impl quick_cache::Weighter<(Oid, EolConversion), Content> for BlobWeight {
+    fn weight(&self, _key: &(Oid, EolConversion), value: &Content) -> u64 {
         // Never 0: quick_cache treats weight 0 as "not evictable".
         value.len() as u64 + 64
     }

@@ -83,7 +83,7 @@ pub struct BuiltArchive {
 /// Builds the archive of a job into a temp file in `scratch` (blocking).
 pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result<BuiltArchive, JobError> {
     let commit = Oid::from_str(&job.source.commit).map_err(|_| JobError::BadCommit(job.source.commit.clone()))?;
-    let composer_json: Arc<[u8]> = Arc::from(job.composer_json.as_bytes());
+    let composer_json = shared::archive::Content::from(job.composer_json.as_bytes());
     let (mut builder, warnings) = match &job.content {
         Content::ComposerJsonOnly => {
             let mut builder = ArchiveBuilder::new();
@@ -115,7 +115,7 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
     };
     // As the reference's JSZip: an existing path is replaced in place, a new one appended.
     for file in &job.files {
-        builder.add_file(&file.path, Arc::from(file.text.as_bytes()), FILE_MODE);
+        builder.add_file(&file.path, file.text.as_bytes(), FILE_MODE);
     }
     // Names and zip limits are checked before the temp file exists: a package that breaks one
     // leaves nothing behind.

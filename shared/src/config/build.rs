@@ -25,11 +25,29 @@ pub struct BuildConfig {
     /// The prefix that `upstream_base` replaces.
     #[serde(default = "default_upstream_prefix")]
     pub upstream_prefix: String,
+    /// MiB of file contents kept in memory across jobs, so a file that many versions share is
+    /// read from git once (0: none).
+    #[serde(default = "default_blob_cache_mib")]
+    pub blob_cache_mib: u64,
+    /// Files larger than this (KiB) are read for each archive and never cached.
+    #[serde(default = "default_largest_cached_blob_kib")]
+    pub largest_cached_blob_kib: u64,
+    /// MiB of git pack files kept mapped into memory at once.
+    #[serde(default = "default_pack_map_mib")]
+    pub pack_map_mib: u64,
 }
 
 impl Default for BuildConfig {
     fn default() -> Self {
-        BuildConfig { workers: 0, cache_dir: None, upstream_base: None, upstream_prefix: default_upstream_prefix() }
+        BuildConfig {
+            workers: 0,
+            cache_dir: None,
+            upstream_base: None,
+            upstream_prefix: default_upstream_prefix(),
+            blob_cache_mib: default_blob_cache_mib(),
+            largest_cached_blob_kib: default_largest_cached_blob_kib(),
+            pack_map_mib: default_pack_map_mib(),
+        }
     }
 }
 
@@ -41,6 +59,18 @@ impl BuildConfig {
             n => n,
         }
     }
+}
+
+fn default_blob_cache_mib() -> u64 {
+    64
+}
+
+fn default_largest_cached_blob_kib() -> u64 {
+    512
+}
+
+fn default_pack_map_mib() -> u64 {
+    64
 }
 
 fn default_upstream_prefix() -> String {

@@ -66,6 +66,8 @@ pub struct LocalStorage {
     dirty: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<PathBuf>>>,
     /// A worker's own temp folder (the coordinator uses `.farm/tmp`).
     scratch: Option<PathBuf>,
+    /// Archives waiting for one sync to make them durable.
+    batches: super::durable::Batcher,
 }
 
 impl LocalStorage {
@@ -90,8 +92,13 @@ impl LocalStorage {
                 return Err(StorageError::Io { key: lock_path.display().to_string(), source });
             }
         }
-        let storage =
-            LocalStorage { root, _lock: Some(std::sync::Arc::new(lock)), dirty: Default::default(), scratch: None };
+        let storage = LocalStorage {
+            root,
+            _lock: Some(std::sync::Arc::new(lock)),
+            dirty: Default::default(),
+            scratch: None,
+            batches: Default::default(),
+        };
         let scratch = storage.scratch_dir();
         if scratch.exists() {
             std::fs::remove_dir_all(&scratch)
@@ -143,7 +150,13 @@ impl LocalStorage {
         let scratch = state.join("tmp-workers").join(unique_process_name());
         std::fs::create_dir_all(&scratch)
             .map_err(|source| StorageError::Io { key: scratch.display().to_string(), source })?;
-        Ok(LocalStorage { root, _lock: None, dirty: Default::default(), scratch: Some(scratch) })
+        Ok(LocalStorage {
+            root,
+            _lock: None,
+            dirty: Default::default(),
+            scratch: Some(scratch),
+            batches: Default::default(),
+        })
     }
 }
 
@@ -160,22 +173,10 @@ impl Storage for LocalStorage {
         // Temp files are created 0600; published files must be readable by the web server.
         set_readable(file).map_err(io)?;
         // The bytes must be on disk before the name is: the manifest and metadata written after
-        // this must never point at an archive a crash could truncate.
-        std::fs::File::open(file).and_then(|f| f.sync_all()).map_err(io)?;
-        // A hard link creates the name atomically and fails if it exists: no reader ever sees a
-        // partial archive, and two writers cannot both win.
-        match std::fs::hard_link(file, &path) {
-            Ok(()) => Ok(Stored::Created),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let existing = sha1_of_file(&path).map_err(io)?;
-                if existing == sha1 {
-                    Ok(Stored::AlreadyIdentical)
-                } else {
-                    Err(StorageError::Drift { key: key.to_owned(), existing_sha1: existing, new_sha1: sha1.to_owned() })
-                }
-            }
-            Err(e) => Err(io(e)),
-        }
+        // this must never point at an archive a crash could truncate. One sync covers every
+        // archive waiting at that moment.
+        let (file, key, sha1) = (file.to_owned(), key.to_owned(), sha1.to_owned());
+        self.batches.store(file.clone(), move || link_archive(&file, &path, &key, &sha1)).await
     }
 
     async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
@@ -186,10 +187,17 @@ impl Storage for LocalStorage {
         std::fs::create_dir_all(&scratch).map_err(io)?;
         let mut temp = tempfile::NamedTempFile::new_in(&scratch).map_err(io)?;
         std::io::Write::write_all(&mut temp, &bytes).map_err(io)?;
-        temp.as_file().sync_all().map_err(io)?;
         set_readable(temp.path()).map_err(io)?;
-        temp.persist(&path).map_err(|e| io(e.error))?;
-        Ok(())
+        // Durable before it replaces the old file (with whatever else is waiting), then renamed.
+        let temp = temp.into_temp_path();
+        let file = temp.to_path_buf();
+        let key = key.to_owned();
+        self.batches
+            .store(file, move || {
+                temp.persist(&path).map(|()| Stored::Created).map_err(|e| StorageError::Io { key, source: e.error })
+            })
+            .await
+            .map(drop)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -222,6 +230,24 @@ impl Storage for LocalStorage {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Gives a durable temp file its final name. A hard link creates the name atomically and fails
+/// if it exists: no reader ever sees a partial archive, and two writers cannot both win.
+fn link_archive(file: &Path, path: &Path, key: &str, sha1: &str) -> Result<Stored, StorageError> {
+    let io = |source| StorageError::Io { key: key.to_owned(), source };
+    match std::fs::hard_link(file, path) {
+        Ok(()) => Ok(Stored::Created),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let existing = sha1_of_file(path).map_err(io)?;
+            if existing == sha1 {
+                Ok(Stored::AlreadyIdentical)
+            } else {
+                Err(StorageError::Drift { key: key.to_owned(), existing_sha1: existing, new_sha1: sha1.to_owned() })
+            }
+        }
+        Err(e) => Err(io(e)),
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::ArchiveDigest;
 
 pub(crate) mod api;
+mod durable;
 mod local;
 pub mod s3;
 
