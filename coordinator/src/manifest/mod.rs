@@ -5,13 +5,16 @@
 //! its content digest changed) and what the metadata is rendered from, so metadata never names an
 //! archive that is not stored. It also records, per upstream, the refs of the last complete
 //! build and a fingerprint of the rules, so polling knows when there is something new.
+//! [`journal`] is how it is stored: a snapshot plus segments of what each save changed.
+
+pub mod journal;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use shared::metadata::PublishedVersion;
-use shared::storage::{STATE_PREFIX, Storage, StorageError};
+use shared::storage::{STATE_PREFIX, StorageError};
 
 /// Storage key of the manifest.
 pub fn manifest_key() -> String {
@@ -230,6 +233,13 @@ pub struct Manifest {
     /// Per upstream key: what its last complete build read.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamRecord>,
+    /// The snapshot's generation: the segments that follow it are stored under it (none in a
+    /// manifest written before segments existed; its first save makes a snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
+    /// Where the next save goes and what it holds.
+    #[serde(skip)]
+    journal: journal::JournalState,
 }
 
 /// The refs an upstream's last complete build (every package built or unchanged) planned.
@@ -259,32 +269,18 @@ pub enum ManifestError {
 }
 
 impl Manifest {
-    /// Loads the manifest, or an empty one if none is stored yet.
-    pub async fn load(storage: &impl Storage) -> Result<Manifest, ManifestError> {
-        let key = manifest_key();
-        match storage.get(&key).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| ManifestError::Corrupt { key, source }),
-            None => Ok(Manifest { schema: 1, ..Manifest::default() }),
-        }
-    }
-
-    /// The stored form.
+    /// The stored form of a snapshot.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serialises");
         bytes.push(b'\n');
         bytes
     }
 
-    /// Stores a manifest's bytes atomically, after making the archives it names durable.
-    pub async fn save_bytes(storage: &impl Storage, bytes: Vec<u8>) -> Result<(), StorageError> {
-        storage.flush().await?;
-        storage.put_replace(&manifest_key(), bytes).await?;
-        storage.flush().await
-    }
-
     /// Records an entry under its `name@version` (replacing what was there).
     pub fn record(&mut self, entry: ManifestEntry) {
-        self.packages.insert(entry.id(), entry);
+        let id = entry.id();
+        self.journal.changed_packages.insert(id.clone());
+        self.packages.insert(id, entry);
     }
 
     /// Whether `name@version` is published.

@@ -12,7 +12,7 @@ use shared::messages::BuildId;
 use shared::storage::s3::S3Storage;
 use shared::storage::{AnyStorage, LocalStorage};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::health::{HealthRecord, HealthReport};
 use crate::manifest::{Manifest, ManifestEntry, UpstreamRecord};
@@ -48,6 +48,9 @@ impl Farm {
         stopping: CancellationToken,
         grace: Duration,
     ) -> anyhow::Result<Farm> {
+        if !shared::git::configure(shared::git::GitMemory::of(&config.build)) {
+            debug!("git memory limits were already set in this process; these [build] limits are not applied");
+        }
         let storage = Arc::new(open_storage(&config, out).await?);
         let owner = format!("{}-{}", shared::storage::hostname(), std::process::id());
         let lock = match storage.as_ref() {
@@ -139,10 +142,21 @@ impl Farm {
 
     /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
     /// earlier one).
+    /// What changed goes out as one segment (or, now and then, a new snapshot), so a save costs
+    /// O(changes); a save that fails makes the next one a whole snapshot.
     pub(super) async fn save_manifest(&self) -> anyhow::Result<()> {
         let _writing = self.writes.lock().await;
-        let bytes = self.manifest.lock().await.to_bytes();
-        Manifest::save_bytes(self.storage.as_ref(), bytes).await.context("cannot save manifest")
+        let Some(write) = self.manifest.lock().await.take_save() else { return Ok(()) };
+        match Manifest::write(self.storage.as_ref(), write).await {
+            Ok(saved) => {
+                debug!(?saved, "manifest saved");
+                Ok(())
+            }
+            Err(error) => {
+                self.manifest.lock().await.save_failed();
+                Err(error).context("cannot save manifest")
+            }
+        }
     }
 
     /// Publishes the metadata of the manifest as it is now, and checks its health: with

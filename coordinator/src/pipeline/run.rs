@@ -43,6 +43,11 @@ pub struct BuildOptions {
 /// Runs a whole build of every upstream (`coordinator build`) and returns its report (also stored
 /// as `.farm/report.json`).
 pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
+    run_scoped(options, Scope::All).await
+}
+
+/// [`run`] of a scope: [`Scope::Changed`] plans only the refs that moved (`build --changed`).
+pub async fn run_scoped(options: BuildOptions, scope: Scope) -> anyhow::Result<BuildReport> {
     let farm = Farm::open(
         options.config.clone(),
         &options.out,
@@ -51,7 +56,7 @@ pub async fn run(options: BuildOptions) -> anyhow::Result<BuildReport> {
         Duration::ZERO,
     )
     .await?;
-    let result = farm.build(Scope::All, "command line", options.progress).await;
+    let result = farm.build(scope, "command line", options.progress).await;
     farm.close().await;
     result
 }
@@ -247,7 +252,7 @@ impl BuildRun<'_> {
             let record = UpstreamRecord { rules: rules_fingerprint(config, upstream), refs };
             let mut manifest = farm.manifest.lock().await;
             if manifest.upstreams.get(&key).is_none_or(|old| old.refs != record.refs || old.rules != record.rules) {
-                manifest.upstreams.insert(key.clone(), record);
+                manifest.record_upstream(key.clone(), record);
                 dirty = true;
             }
             drop(manifest);
