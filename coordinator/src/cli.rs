@@ -53,6 +53,11 @@ pub struct BuildArgs {
     /// package was built.
     #[arg(long)]
     pub fail_on_broken: bool,
+    /// Plan only the tags and branches that moved since each upstream's last complete build, as
+    /// `serve` does when it polls (a build with other rules or another farm version plans every
+    /// ref). The report then lists no findings of the refs left out.
+    #[arg(long)]
+    pub changed: bool,
 }
 
 /// Options of `check`.
@@ -286,7 +291,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 async fn build(args: BuildArgs) -> anyhow::Result<u8> {
     let (options, strict) = args.common.options()?;
-    let report = pipeline::run(options).await?;
+    let scope = if args.changed { crate::plan::Scope::Changed(None) } else { crate::plan::Scope::All };
+    let report = pipeline::run_scoped(options, scope).await?;
     eprint!("{}", report.summary());
     let broken = args.fail_on_broken && report.health.as_ref().is_some_and(|h| h.is_broken());
     Ok(if report.succeeded(strict) && !broken { 0 } else { 1 })

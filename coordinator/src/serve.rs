@@ -189,7 +189,7 @@ trait Builder: Send + Sync + 'static {
 
 impl Builder for Farm {
     async fn build_upstream(&self, upstream: &str, trigger: &str) -> anyhow::Result<BuildReport> {
-        self.build(Scope::Upstream(upstream.to_owned()), trigger, false).await
+        self.build(Scope::Changed(Some(upstream.to_owned())), trigger, false).await
     }
 
     async fn poll_upstream(&self, upstream: &str) -> anyhow::Result<Option<String>> {

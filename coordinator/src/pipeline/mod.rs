@@ -9,4 +9,4 @@ pub mod record;
 pub mod inflight;
 
 pub use farm::{Farm, open_storage};
-pub use run::{BuildOptions, run};
+pub use run::{BuildOptions, run, run_scoped};

@@ -21,7 +21,7 @@ pub mod refs;
 pub mod sync;
 pub mod upstream;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -29,9 +29,9 @@ use anyhow::Context;
 use shared::additional::{AdditionalPackage, AdditionalPackages};
 use shared::config::{FarmConfig, UpstreamConfig, VersionRule};
 use shared::git::GitCache;
-use tracing::warn;
+use tracing::{info, warn};
 
-use crate::manifest::{Manifest, Provenance};
+use crate::manifest::{Manifest, PackageId, Provenance};
 use candidate::Candidate;
 use findings::{Findings, Rejection, UpstreamTags};
 use inputs::TargetState;
@@ -56,24 +56,29 @@ pub struct Plan {
 pub enum Scope {
     /// Every upstream (`coordinator build`).
     All,
-    /// One upstream (`coordinator serve`: a webhook or poll for its repository).
+    /// One upstream, every ref.
     Upstream(String),
+    /// One upstream (or, with `None`, every one), only the refs that changed since its last
+    /// complete build (`coordinator serve`: a webhook or poll for its repository; `build
+    /// --changed`). An upstream's every ref is planned when it has no such build, or its rules or
+    /// this program changed since.
+    Changed(Option<String>),
 }
 
 impl Scope {
     /// Whether the upstream is part of the build.
     pub fn includes(&self, upstream: &str) -> bool {
         match self {
-            Scope::All => true,
-            Scope::Upstream(key) => key == upstream,
+            Scope::All | Scope::Changed(None) => true,
+            Scope::Upstream(key) | Scope::Changed(Some(key)) => key == upstream,
         }
     }
 
     /// `all` or the upstream key (metric label, status).
     pub fn label(&self) -> &str {
         match self {
-            Scope::All => "all",
-            Scope::Upstream(key) => key,
+            Scope::All | Scope::Changed(None) => "all",
+            Scope::Upstream(key) | Scope::Changed(Some(key)) => key,
         }
     }
 }
@@ -100,7 +105,7 @@ pub fn rules_fingerprint(config: &FarmConfig, upstream: &UpstreamConfig) -> Stri
 pub async fn plan(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> anyhow::Result<Plan> {
     let cache = Arc::new(GitCache::new(config.cache_dir()));
     let mut state = TargetState::load(config, SystemTime::now()).context("cannot read the target's inputs")?;
-    if let Scope::Upstream(key) = scope
+    if let Scope::Upstream(key) | Scope::Changed(Some(key)) = scope
         && !config.upstreams.iter().any(|u| &u.key == key)
     {
         anyhow::bail!("no upstream '{key}' in the configuration");
@@ -123,9 +128,15 @@ pub async fn plan(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> an
         return Ok(plan);
     }
     let state = Arc::new(state);
+    let known = known_refs(&config, manifest, scope);
     let mut candidates = Vec::new();
-    for (index, upstream_plan) in sync::plan(&config, synced, &state, failures).await? {
+    let mut skipped: HashMap<String, HashSet<String>> = HashMap::new();
+    for (index, upstream_plan) in sync::plan(&config, synced, &state, &known, failures).await? {
         let key = config.upstreams[index].key.clone();
+        if !upstream_plan.skipped.is_empty() {
+            info!(upstream = %key, refs = upstream_plan.skipped.len(), "refs unchanged since the last complete build: not planned");
+        }
+        skipped.insert(key.clone(), upstream_plan.skipped.into_iter().collect());
         plan.refs.insert(key.clone(), upstream_plan.refs);
         plan.findings.rejected.extend(upstream_plan.rejections);
         plan.findings.tags.push(UpstreamTags { upstream: key, tags: upstream_plan.tags });
@@ -140,6 +151,13 @@ pub async fn plan(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> an
     }
     plan.findings.inputs = state.inputs();
     let left = diff::against_manifest(winners, additional, manifest, &mut plan.findings);
+    // A version a ref that was not planned published first would have won over this one (as in
+    // a plan of every ref): not a change of its source.
+    plan.findings.source_changed.retain(|change| {
+        let upstream = manifest.packages.get(&PackageId::new(&change.package, &change.version).to_string());
+        let key = upstream.and_then(|entry| entry.upstream.upstream());
+        !key.and_then(|key| skipped.get(key)).is_some_and(|refs| refs.contains(&change.published_from))
+    });
     plan.to_build = left.to_build;
     plan.additional = left.additional;
     plan.unchanged = left.unchanged;
@@ -148,6 +166,24 @@ pub async fn plan(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> an
     // so each package's blobs are inflated by one worker's cache instead of by every worker's.
     plan.to_build.sort_by(|a, b| (&a.repo_url, &a.package).cmp(&(&b.repo_url, &b.package)));
     Ok(plan)
+}
+
+/// For [`Scope::Changed`]: per upstream index, the refs of its last complete build, if that build
+/// had the rules (and program) of this one.
+fn known_refs(config: &FarmConfig, manifest: &Manifest, scope: &Scope) -> HashMap<usize, BTreeMap<String, String>> {
+    if !matches!(scope, Scope::Changed(_)) {
+        return HashMap::new();
+    }
+    config
+        .upstreams
+        .iter()
+        .enumerate()
+        .filter(|(_, upstream)| scope.includes(&upstream.key))
+        .filter_map(|(index, upstream)| {
+            let record = manifest.upstreams.get(&upstream.key)?;
+            (record.rules == rules_fingerprint(config, upstream)).then(|| (index, record.refs.clone()))
+        })
+        .collect()
 }
 
 /// The prebuilt archives of `repository.additional_packages`; unusable files are rejected.

@@ -2,6 +2,7 @@
 //! upstream is fetched and what spans upstreams is read (latest tags, the nightly version map),
 //! then every upstream is planned against the complete inputs.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -94,12 +95,14 @@ pub async fn plan(
     config: &Arc<FarmConfig>,
     synced: Vec<(usize, Repository)>,
     state: &Arc<TargetState>,
+    known: &HashMap<usize, BTreeMap<String, String>>,
     failures: &mut Vec<RepositoryFailure>,
 ) -> anyhow::Result<Vec<(usize, UpstreamPlan)>> {
     let limit = Arc::new(Semaphore::new(config.workers().max(1)));
     let mut tasks = Vec::new();
     for (index, repo) in synced {
         let (config, limit, state) = (Arc::clone(config), Arc::clone(&limit), Arc::clone(state));
+        let known = known.get(&index).cloned();
         tasks.push((
             index,
             tokio::spawn(async move {
@@ -107,10 +110,12 @@ pub async fn plan(
                 tokio::task::spawn_blocking(move || {
                     let upstream = &config.upstreams[index];
                     info!(upstream = %upstream.key, "planning");
-                    upstream::plan_upstream(&config, upstream, &repo, &state).map_err(|e| RepositoryFailure {
-                        upstream: upstream.key.clone(),
-                        url: redact_url(&config.resolve_url(&upstream.url)),
-                        reason: e.to_string(),
+                    upstream::plan_upstream(&config, upstream, &repo, &state, known.as_ref()).map_err(|e| {
+                        RepositoryFailure {
+                            upstream: upstream.key.clone(),
+                            url: redact_url(&config.resolve_url(&upstream.url)),
+                            reason: e.to_string(),
+                        }
                     })
                 })
                 .await

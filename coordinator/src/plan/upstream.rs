@@ -41,9 +41,12 @@ pub struct UpstreamPlan {
     pub rejections: Vec<Rejection>,
     /// Tags built from, in processing order.
     pub tags: Vec<String>,
-    /// Every ref planned (`refs/tags/<t>`, `refs/heads/<b>`) with its commit: what the build
+    /// Every ref selected (`refs/tags/<t>`, `refs/heads/<b>`) with its commit: what the build
     /// records as done, and what polling compares against.
     pub refs: BTreeMap<String, String>,
+    /// Refs selected but not planned, since the last complete build had them at the same commit
+    /// (names as in [`Candidate::tag`]).
+    pub skipped: Vec<String>,
 }
 
 /// Plans one upstream from its synced repository against the target's inputs.
@@ -52,10 +55,27 @@ pub fn plan_upstream(
     upstream: &UpstreamConfig,
     repo: &Repository,
     state: &TargetState,
+    known: Option<&BTreeMap<String, String>>,
 ) -> Result<UpstreamPlan, GitError> {
     let repo_url = config.resolve_url(&upstream.url);
     let mut plan = UpstreamPlan::default();
-    let modes = ref_modes(upstream, repo, state, &mut plan)?;
+    let mut modes = ref_modes(upstream, repo, state, &mut plan)?;
+    if let Some(known) = known {
+        // A tag or branch at the commit the last complete build had: every package it makes is
+        // published (that build had the same rules), so it is not read again.
+        modes.retain(|(tag, mode)| {
+            let name = match mode {
+                RefMode::Tag => format!("refs/tags/{}", tag.name),
+                RefMode::Branch(_) => format!("refs/heads/{}", tag.name),
+                RefMode::Nightly | RefMode::Release(_) => return true,
+            };
+            let unchanged = known.get(&name) == Some(&tag.commit.to_string());
+            if unchanged {
+                plan.skipped.push(tag.name.clone());
+            }
+            !unchanged
+        });
+    }
     let mut reader =
         Reader { repo, config, upstream, repo_url: &repo_url, plan: &mut plan, state, trees: HashMap::new() };
     for definition in &upstream.package_dirs {
