@@ -38,6 +38,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tests::bench::{Sample, children_cpu_seconds, clock_ticks, env_usize, read_report, report_sample};
 use tests::generated::{CONFIG, Shape, generate, write_module};
 use tests::latency::LatencyProxy;
 use tests::seaweed::S3Server;
@@ -48,10 +49,6 @@ use tests::{Upstream, build, load_config};
 const LATENCY: Duration = Duration::from_millis(30);
 /// Longest a row's build may take before the bench gives up.
 const ROW_LIMIT: Duration = Duration::from_secs(3 * 3600);
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn main() {
     let modules = env_usize("BENCH_MODULES", 300);
@@ -65,8 +62,10 @@ fn main() {
     let only = std::env::var_os("BENCH_GENERATE_ONLY").map(std::path::PathBuf::from);
     let root = only.clone().unwrap_or_else(|| temp.path().to_owned());
     let started = Instant::now();
-    let generated =
-        generate(&root.join("upstream/mirror-magento2.git"), Shape { modules, files, tags, base_files: 2000 });
+    let generated = generate(
+        &root.join("upstream/mirror-magento2.git"),
+        Shape { modules, files, tags, base_files: 2000, change_every: 4, binary_every: 0 },
+    );
     let (mut upstream, expected) = (generated.upstream, generated.archives);
     eprintln!(
         "generated upstream: {modules} modules, {} files at the last tag, {tags} tags, {expected} archives to build in {:.1}s",
@@ -173,18 +172,6 @@ const ROWS: [Row; 7] = [
     Row { label: "D2-30", s3: true, processes: 2, far: true },
 ];
 
-/// One run of one row.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    archives: usize,
-    megabytes: f64,
-    seconds: f64,
-    cpu: f64,
-    /// The largest peak resident memory of the row's processes, in MiB (from the build report
-    /// and the workers' "worker stopped" lines).
-    peak_mib: f64,
-}
-
 /// What every row needs.
 struct Bench<'a> {
     dir: &'a Path,
@@ -238,17 +225,8 @@ fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, tic
         }
     }
 
-    let medians: Vec<(&str, Sample)> = rows
-        .iter()
-        .zip(&samples)
-        .map(|(row, samples)| {
-            let last = *samples.last().expect("a sample");
-            let seconds = median(samples.iter().map(|s| s.seconds).collect());
-            let cpu = median(samples.iter().map(|s| s.cpu).collect());
-            let peak_mib = median(samples.iter().map(|s| s.peak_mib).collect());
-            (row.label, Sample { seconds, cpu, peak_mib, ..last })
-        })
-        .collect();
+    let medians: Vec<(&str, Sample)> =
+        rows.iter().zip(&samples).map(|(row, samples)| (row.label, Sample::median_of(samples))).collect();
     let find = |label: &str| medians.iter().find(|(name, _)| *name == label).map(|(_, sample)| *sample);
     let (e, es) = (find("E"), find("ES"));
     println!();
@@ -272,8 +250,8 @@ fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, tic
         };
         println!(
             "| {label} | {} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {} |",
-            sample.archives,
-            sample.megabytes,
+            sample.built,
+            sample.megabytes(),
             sample.seconds,
             sample.cpu,
             sample.peak_mib,
@@ -306,7 +284,8 @@ fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, tic
 
 impl Bench<'_> {
     /// Runs one row once: a fresh output (folder or bucket) and queue prefix, every process of the
-    /// row exited and reaped before the CPU time is read.
+    /// row exited and reaped before the CPU time is read. The sample's peak memory is the largest
+    /// of the row's processes (from the build report and the workers' "worker stopped" lines).
     fn run(&self, row: &Row, run: usize) -> Sample {
         let name = format!("{}-{run}", row.label.to_lowercase());
         let bucket = format!("bench-{name}");
@@ -396,57 +375,16 @@ impl Bench<'_> {
                 .unwrap_or_else(|e| panic!("row {}: cannot read {url}: {e}", row.label));
             serde_json::from_slice(&bytes).expect("report JSON")
         } else {
-            let text = std::fs::read(out.join(".farm/report.json")).expect("report.json");
-            serde_json::from_slice(&text).expect("report JSON")
+            read_report(&out)
         };
-        let count = |field: &str| report[field].as_array().map_or(0, Vec::len);
-        assert_eq!(count("failed"), 0, "row {}: failed packages: {}", row.label, report["failed"]);
-        assert_eq!(count("built"), self.expected, "row {}: archives built", row.label);
-        let bytes: u64 = report["built"].as_array().into_iter().flatten().filter_map(|b| b["size"].as_u64()).sum();
+        let sample = report_sample(&format!("row {}", row.label), &report, seconds, after - before);
+        assert_eq!(sample.built, self.expected, "row {}: archives built", row.label);
         if !row.s3 {
             let _ = std::fs::remove_dir_all(&out);
         }
         let peak = worker_peaks.into_iter().chain(report["peak_rss_bytes"].as_u64()).max().unwrap_or(0);
-        Sample {
-            archives: count("built"),
-            megabytes: bytes as f64 / 1_000_000.0,
-            seconds,
-            cpu: after - before,
-            peak_mib: peak as f64 / (1 << 20) as f64,
-        }
+        Sample { peak_mib: peak as f64 / (1 << 20) as f64, ..sample }
     }
-}
-
-/// User + system CPU seconds of this process's reaped children (and of the children they
-/// reaped): `cutime` + `cstime`, fields 16 and 17 of `/proc/self/stat`.
-fn children_cpu_seconds(ticks_per_second: f64) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Field 2 is the command in parentheses, which may hold spaces and ')': field 3 on follow the
-    // last ')'.
-    let rest = &stat[stat.rfind(')').expect("/proc/self/stat has a command field") + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |number: usize| -> i64 {
-        fields.get(number - 3).and_then(|f| f.parse().ok()).unwrap_or_else(|| panic!("/proc/self/stat field {number}"))
-    };
-    (field(16) + field(17)) as f64 / ticks_per_second
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 if that fails).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|text| text.trim().parse::<f64>().ok())
-        .filter(|ticks| *ticks > 0.0)
-        .unwrap_or(100.0)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len().is_multiple_of(2) { (values[middle - 1] + values[middle]) / 2.0 } else { values[middle] }
 }
 
 /// `peak_rss_bytes` of a worker's "worker stopped" JSON log line.

@@ -3,7 +3,8 @@
 //!
 //! Tests may read `../shared/parity` (beside the checkout); the product never does.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -75,6 +76,12 @@ pub fn archive_rows(packages: &Path) -> String {
 
 /// Every file below `dir` (relative path to bytes), skipping the per-run report, the health
 /// record and the lock file (process state with build ids and times, not repository content).
+/// The manifest of a finished build's output folder (snapshot and segments), as JSON.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    let manifest = coordinator::manifest::Manifest::read_folder(out).expect("manifest");
+    serde_json::to_value(&manifest).expect("manifest as JSON")
+}
+
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
@@ -130,13 +137,17 @@ pub struct Upstream {
     /// Entries of the next commit whose path components are raw bytes (see [`Upstream::raw_entry`]).
     pub raw: BTreeMap<Vec<Vec<u8>>, (Vec<u8>, Kind)>,
     commits: i64,
+    /// The blob last written for each plain path, with its content: a path whose content did not
+    /// change since the last commit is not hashed again (generated upstreams commit tens of
+    /// thousands of unchanged files per tag).
+    blobs: RefCell<HashMap<String, (Vec<u8>, Oid)>>,
 }
 
 impl Upstream {
     /// Creates a bare repository at `path`.
     pub fn create(path: &Path) -> Upstream {
         let repo = Repository::init_bare(path).expect("init bare");
-        Upstream { repo, files: BTreeMap::new(), raw: BTreeMap::new(), commits: 0 }
+        Upstream { repo, files: BTreeMap::new(), raw: BTreeMap::new(), commits: 0, blobs: RefCell::default() }
     }
 
     /// Sets a regular file for the next commit.
@@ -190,12 +201,24 @@ impl Upstream {
 
     fn write_tree(&self) -> Oid {
         let mut root = TreeDir::default();
-        let raw = self.raw.iter().map(|(components, entry)| (components.clone(), entry, true));
+        let mut blobs = self.blobs.borrow_mut();
+        let raw = self.raw.iter().map(|(components, entry)| (components.clone(), entry, None));
         let plain = self.files.iter().map(|(path, entry)| {
-            (path.split('/').map(|part| part.as_bytes().to_vec()).collect::<Vec<_>>(), entry, false)
+            (path.split('/').map(|part| part.as_bytes().to_vec()).collect::<Vec<_>>(), entry, Some(path))
         });
-        for (mut parts, (content, kind), is_raw) in plain.chain(raw) {
-            let blob = self.repo.blob(content).expect("blob");
+        for (mut parts, (content, kind), path) in plain.chain(raw) {
+            let is_raw = path.is_none();
+            let cached =
+                path.and_then(|path| blobs.get(path)).filter(|(bytes, _)| bytes == content).map(|(_, oid)| *oid);
+            let blob = match (cached, path) {
+                (Some(oid), _) => oid,
+                (None, Some(path)) => {
+                    let oid = self.repo.blob(content).expect("blob");
+                    blobs.insert(path.clone(), (content.clone(), oid));
+                    oid
+                }
+                (None, None) => self.repo.blob(content).expect("blob"),
+            };
             let mode = match kind {
                 Kind::File => 0o100644,
                 Kind::Executable => 0o100755,
@@ -389,6 +412,7 @@ pub fn composer_project(dir: &Path, repository_url: &str, require: &[(&str, &str
         .expect("write composer.json");
 }
 
+pub mod bench;
 pub mod generated;
 pub mod hostile;
 pub mod latency;

@@ -44,7 +44,7 @@ pub struct Options<'a> {
 /// A generated upstream of 1,037 small archives (100 modules, 37 tags), enough for faults to hit
 /// a build in the middle.
 pub const THOUSAND: tests::generated::Shape =
-    tests::generated::Shape { modules: 100, files: 4, tags: 37, base_files: 20 };
+    tests::generated::Shape { modules: 100, files: 4, tags: 37, base_files: 20, change_every: 4, binary_every: 0 };
 
 impl Farm {
     /// The parity fixture's upstream and config against a broker URL.

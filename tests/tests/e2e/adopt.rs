@@ -58,8 +58,7 @@ async fn adopting_a_live_repository_then_building_publishes_nothing() {
         }
         assert!(after.get(path) == Some(bytes), "{} differs after adopt and build", path.display());
     }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(taken.join(".farm/manifest.json")).unwrap()).unwrap();
+    let manifest = tests::manifest(&taken);
     assert_eq!(manifest["packages"]["acme/a@1.0.0"]["upstream"], "adopted");
     // Adopting again knows everything already.
     let report = adopt(config(), &taken, &server.url).await;

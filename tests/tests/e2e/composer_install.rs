@@ -39,8 +39,7 @@ async fn composer_installs_a_package_and_its_dependency() {
     // The lock file carries our sha1s: Composer verified them on download.
     let lock: serde_json::Value =
         serde_json::from_slice(&std::fs::read(project.join("composer.lock")).unwrap()).unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join(".farm/manifest.json")).unwrap()).unwrap();
+    let manifest = tests::manifest(&out);
     for package in lock["packages"].as_array().unwrap() {
         let id = format!("{}@{}", package["name"].as_str().unwrap(), package["version"].as_str().unwrap());
         assert_eq!(package["dist"]["shasum"], manifest["packages"][&id]["sha1"], "{id}");

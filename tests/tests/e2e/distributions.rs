@@ -187,8 +187,7 @@ pub(crate) struct Built {
 impl Built {
     /// name@version → composer.json inside the archive (from the manifest).
     pub(crate) fn packages(&self) -> BTreeMap<String, Value> {
-        let manifest: Value =
-            serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).unwrap()).unwrap();
+        let manifest = tests::manifest(&self.out);
         manifest["packages"]
             .as_object()
             .unwrap()
@@ -532,7 +531,7 @@ fn installed_names(project: &Path) -> Vec<String> {
 }
 
 fn manifest_entries(out: &Path) -> BTreeMap<String, Value> {
-    let manifest: Value = serde_json::from_slice(&std::fs::read(out.join(".farm/manifest.json")).unwrap()).unwrap();
+    let manifest = tests::manifest(out);
     manifest["packages"].as_object().unwrap().clone().into_iter().collect()
 }
 

@@ -5,6 +5,7 @@ mod adopt;
 mod archive_limits;
 mod attributes;
 mod bad_input;
+mod changed;
 mod check;
 mod composer_install;
 mod determinism;

@@ -246,7 +246,7 @@ dir = "app/code/Acme"
     }
 
     fn manifest(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.out.join(".farm/manifest.json")).expect("manifest")).expect("json")
+        tests::manifest(&self.out)
     }
 }
 
