@@ -279,6 +279,7 @@ impl CommonArgs {
 
 /// Runs a command; returns the process exit code (0 success, 1 something failed).
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    shared::alloc::bound_heap();
     match cli.command {
         Command::Build(args) => build(args).await,
         Command::Plan(args) => plan(args).await,

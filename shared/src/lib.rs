@@ -38,6 +38,7 @@ pub mod queue;
 
 // Adapters: logging and shutdown; storage (its contract, the local folder, the S3 bucket, the
 // configured backend); git access (git2); the RabbitMQ transport.
+pub mod alloc;
 pub mod telemetry;
 pub mod shutdown;
 

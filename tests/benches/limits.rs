@@ -8,21 +8,24 @@
 //! for as "target ... measured ... met/missed" lines. The rows, in the order they run:
 //!
 //! - `mirror`: an upstream shaped like the Mage-OS mirror (150 modules of 100 mostly 1–6 KB PHP
-//!   files, a base package of 800 files, 130 tags, a tenth of the modules changed at each tag:
-//!   2,215 archives, about 840 MB), warm git cache. Also its floor, measured in this process on
-//!   the same input with 2 threads: inflating every unique blob of the tags' trees once (git2, from
-//!   the cached clone) plus SHA-1 and CRC-32 of every archive's bytes (read into memory first,
-//!   untimed); the table shows seconds/floor and the two parts are printed below it;
+//!   files, a base package of 1,000 files, 130 tags, a fifteenth of the modules changed at each
+//!   tag), warm git cache. Also its floor, measured in this process on the same input with 2
+//!   threads: inflating every unique blob of the tags' trees once (git2, from the cached clone)
+//!   plus SHA-1 and CRC-32 of every archive's bytes (read into memory first, untimed); the table
+//!   shows seconds/floor and the two parts are printed below it, with the disk's floor: writing
+//!   the same bytes into files and one `sync` (a durable build cannot be faster than that);
 //! - `mirror-cold`: the same with an empty git cache, so the clone is measured too;
 //! - `binary`: 517 archives, every third module with one file of 1–8 MiB of incompressible bytes
 //!   (the same blob at every tag) beside its small PHP files;
 //! - `scale-1x`, `scale-4x`, `scale-16x`: upstreams shaped like magento2 (250 modules of 145
 //!   files, about 500 KB per archive, every module changed at every tag) with 5, 20 and 80 tags:
 //!   1,255, 5,020 and 20,080 archives (16x writes about 10.9 GB), each generated separately;
-//! - `scale-nochange`: the 16x output built again with nothing new (0 built);
+//! - `scale-nochange`: the 16x output built again with nothing new (0 built); `scale-nochange
+//!   --changed` the same with `build --changed` (only refs that moved are planned, as `serve`
+//!   does on a poll);
 //! - `scale-branch`: the 16x upstream and output with `branches = ["main"]`: a first build of the
 //!   `dev-main` versions (untimed), then one module changed on `main` and the build timed (1
-//!   built).
+//!   built); `scale-branch --changed` the same with `build --changed`.
 //!
 //! Columns: archives built, packages unchanged, MB written, wall seconds (spawn to exit), CPU
 //! seconds (user + system of the coordinator, from `/proc/self/stat`), peak MiB (the report's
@@ -68,7 +71,7 @@ struct Sizes {
 
 impl Sizes {
     fn full() -> Sizes {
-        let mirror = Shape { modules: 150, files: 100, tags: 130, base_files: 800, change_every: 10, binary_every: 0 };
+        let mirror = Shape { modules: 150, files: 100, tags: 130, base_files: 1000, change_every: 15, binary_every: 0 };
         let binary = Shape { modules: 100, files: 20, tags: 17, base_files: 200, change_every: 4, binary_every: 3 };
         let scale = |tags| Shape { modules: 250, files: 145, tags, base_files: 2000, change_every: 1, binary_every: 0 };
         Sizes { mirror, binary, scales: [scale(5), scale(20), scale(80)] }
@@ -95,9 +98,13 @@ struct Floor {
     /// Archives and their bytes.
     archives: usize,
     archive_bytes: u64,
+    /// Seconds to write the archives' bytes into files of the output's file system and make them
+    /// durable (one `sync`): what the disk allows, whatever the CPU does.
+    write: f64,
 }
 
 impl Floor {
+    /// The CPU floor: inflating and hashing.
     fn seconds(&self) -> f64 {
         self.inflate + self.hash
     }
@@ -190,10 +197,12 @@ fn main() {
             out
         };
         if nochange {
-            bench.nochange_row("scale-nochange", &input, &out);
+            bench.nochange_row("scale-nochange", &input, &out, &[]);
+            bench.nochange_row("scale-nochange --changed", &input, &out, &["--changed"]);
         }
         if branch {
-            bench.branch_row("scale-branch", &mut input, &out);
+            bench.branch_row("scale-branch", &mut input, &out, &[]);
+            bench.branch_row("scale-branch --changed", &mut input, &out, &["--changed"]);
         }
         bench.remove(&input.dir);
     }
@@ -230,6 +239,18 @@ impl Bench {
     }
 
     fn build_with(&self, label: &str, config: &Path, input: &Input, out: &Path, cache: &Path) -> Sample {
+        self.build_args(label, config, input, out, cache, &[])
+    }
+
+    fn build_args(
+        &self,
+        label: &str,
+        config: &Path,
+        input: &Input,
+        out: &Path,
+        cache: &Path,
+        extra: &[&str],
+    ) -> Sample {
         // What earlier builds wrote is on disk before the clock starts (untimed, and reaped before
         // the build's CPU time is read), so a build does not pay for the writeback of the last.
         let synced = std::process::Command::new("sync").status();
@@ -241,6 +262,7 @@ impl Bench {
             out: out.to_owned(),
             workers: self.workers,
             limit: ROW_LIMIT,
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
         }
         .run(label, self.ticks)
     }
@@ -297,13 +319,14 @@ impl Bench {
         self.lines.push(Line { id, sample: Sample::median_of(&samples), floor: None });
     }
 
-    /// Builds `out` again with nothing new, `runs` times: 0 built.
-    fn nochange_row(&mut self, id: &'static str, input: &Input, out: &Path) {
+    /// Builds `out` again with nothing new, `runs` times: 0 built (`extra`: `--changed` plans
+    /// only the refs that moved, as `serve` does).
+    fn nochange_row(&mut self, id: &'static str, input: &Input, out: &Path, extra: &[&str]) {
         let cache = input.dir.join("cache");
         let mut samples = Vec::new();
         for run in 0..self.runs {
             self.progress(&format!("{id}: run {} of {}", run + 1, self.runs));
-            let sample = self.build(id, input, out, &cache);
+            let sample = self.build_args(id, &input.config, input, out, &cache, extra);
             assert_eq!(sample.built, 0, "{id}: archives built with nothing new");
             self.progress(&format!("{id}: {:.2}s, {} unchanged", sample.seconds, sample.unchanged));
             samples.push(sample);
@@ -313,7 +336,7 @@ impl Bench {
 
     /// With `main` built too: a first build (untimed), then at every run one module changed on
     /// `main` and the build timed: 1 built.
-    fn branch_row(&mut self, id: &'static str, input: &mut Input, out: &Path) {
+    fn branch_row(&mut self, id: &'static str, input: &mut Input, out: &Path, extra: &[&str]) {
         let cache = input.dir.join("cache");
         let config = input.dir.join("bench-branch.toml");
         let text = CONFIG.replace("from_tag = \"2.4.0\"", "from_tag = \"2.4.0\"\nbranches = [\"main\"]");
@@ -327,10 +350,12 @@ impl Bench {
         ));
         let mut samples = Vec::new();
         for run in 0..self.runs {
-            write_module(&mut input.generated.upstream, 7, input.shape.files, 1_000 + run);
+            // A patch level of its own per row and run.
+            let patch = 1_000 + run + if extra.is_empty() { 0 } else { 500 };
+            write_module(&mut input.generated.upstream, 7, input.shape.files, patch);
             input.generated.upstream.commit("nightly: one module changed");
             self.progress(&format!("{id}: run {} of {}", run + 1, self.runs));
-            let sample = self.build_with(id, &config, input, out, &cache);
+            let sample = self.build_args(id, &config, input, out, &cache, extra);
             assert_eq!(sample.built, 1, "{id}: archives built after one module changed on main");
             self.progress(&format!("{id}: {:.2}s, {} built", sample.seconds, sample.built));
             samples.push(sample);
@@ -351,12 +376,14 @@ impl Bench {
         ));
         let mut inflates = Vec::new();
         let mut hashes = Vec::new();
+        let mut writes = Vec::new();
         let mut blob_bytes = 0;
         for _ in 0..self.runs {
             let (seconds, bytes) = inflate(clone, &blobs);
             inflates.push(seconds);
             blob_bytes = bytes;
             hashes.push(hash(&archives));
+            writes.push(write(&out.with_extension("write-floor"), &archives));
         }
         let floor = Floor {
             inflate: median(inflates),
@@ -365,8 +392,15 @@ impl Bench {
             hash: median(hashes),
             archives: archives.len(),
             archive_bytes: archives.iter().map(|a| a.len() as u64).sum(),
+            write: median(writes),
         };
-        self.progress(&format!("{id}: floor {:.2}s ({:.2}s + {:.2}s)", floor.seconds(), floor.inflate, floor.hash));
+        self.progress(&format!(
+            "{id}: floor {:.2}s ({:.2}s + {:.2}s), durable write {:.2}s",
+            floor.seconds(),
+            floor.inflate,
+            floor.hash,
+            floor.write
+        ));
         floor
     }
 
@@ -417,7 +451,8 @@ impl Bench {
             if let Some(floor) = line.floor {
                 println!(
                     "floor of {}: inflate {} unique blobs ({:.1} MB) {:.3}s + SHA-1 and CRC-32 of {} archives \
-                     ({:.1} MB) {:.3}s = {:.3}s",
+                     ({:.1} MB) {:.3}s = {:.3}s; writing those bytes into files and one sync: {:.3}s ({:.0} MB/s, \
+                     the disk's floor of a durable build)",
                     line.id,
                     floor.blobs,
                     floor.blob_bytes as f64 / 1e6,
@@ -425,7 +460,9 @@ impl Bench {
                     floor.archives,
                     floor.archive_bytes as f64 / 1e6,
                     floor.hash,
-                    floor.seconds()
+                    floor.seconds(),
+                    floor.write,
+                    floor.archive_bytes as f64 / 1e6 / floor.write
                 );
             }
         }
@@ -435,7 +472,7 @@ impl Bench {
             (Some(of), Some(base)) if base > 0.0 => Some(of / base),
             _ => None,
         };
-        let targets: [(&str, &str, f64, Option<f64>); 8] = [
+        let targets: [(&str, &str, f64, Option<f64>); 10] = [
             ("seconds(mirror)", "<=", 1.9, sample("mirror").map(|s| s.seconds)),
             (
                 "seconds(mirror)/floor(mirror)",
@@ -462,6 +499,8 @@ impl Bench {
             ),
             ("seconds(scale-nochange)", "<=", 2.0, sample("scale-nochange").map(|s| s.seconds)),
             ("seconds(scale-branch)", "<=", 2.0, sample("scale-branch").map(|s| s.seconds)),
+            ("seconds(scale-nochange --changed)", "<=", 2.0, sample("scale-nochange --changed").map(|s| s.seconds)),
+            ("seconds(scale-branch --changed)", "<=", 2.0, sample("scale-branch --changed").map(|s| s.seconds)),
         ];
         for (name, op, limit, measured) in targets {
             match measured {
@@ -521,6 +560,24 @@ fn inflate(path: &Path, blobs: &[Oid]) -> (f64, u64) {
         handles.into_iter().map(|h| h.join().expect("inflate thread")).sum()
     });
     (started.elapsed().as_secs_f64(), bytes)
+}
+
+/// Seconds to write every archive's bytes into its own file below `dir` (created, then removed)
+/// and make them durable with one `sync`, after a `sync` of what was there (untimed).
+fn write(dir: &Path, archives: &[Arc<[u8]>]) -> f64 {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).expect("write floor folder");
+    let sync = || assert!(std::process::Command::new("sync").status().is_ok_and(|s| s.success()), "sync failed");
+    sync();
+    let started = Instant::now();
+    for (index, bytes) in archives.iter().enumerate() {
+        let mut file = std::fs::File::create(dir.join(format!("{index}.zip"))).expect("floor file");
+        file.write_all(bytes).expect("floor write");
+    }
+    sync();
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(dir).expect("remove the write floor folder");
+    seconds
 }
 
 /// Every archive below `out`, read into memory.

@@ -158,6 +158,8 @@ pub struct EmbeddedBuild {
     pub workers: usize,
     /// Longest the build may take before the bench gives up.
     pub limit: Duration,
+    /// More arguments of `coordinator build` (e.g. `--changed`).
+    pub extra: Vec<String>,
 }
 
 impl EmbeddedBuild {
@@ -184,7 +186,7 @@ impl EmbeddedBuild {
         ];
         let program = binary("coordinator");
         let mut command = std::process::Command::new(&program);
-        command.args(args).env("RUST_LOG", "warn").env("NO_COLOR", "1");
+        command.args(args).args(&self.extra).env("RUST_LOG", "warn").env("NO_COLOR", "1");
         // Warnings go to the bench's stderr; the summary on stdout is not needed (the report is).
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
         let before = children_cpu_seconds(ticks);

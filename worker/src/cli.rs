@@ -48,6 +48,7 @@ pub enum Command {
 
 /// Runs the command; returns whether every job succeeded.
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    shared::alloc::bound_heap();
     match cli.command {
         None => {
             let config = shared::config::WorkerConfig::load(cli.config.as_deref())?;

@@ -122,7 +122,9 @@ pub fn build_archive(cache: &GitCache, job: &BuildJob, scratch: &Path) -> Result
     let checked = builder.check()?;
     std::fs::create_dir_all(scratch).map_err(JobError::Write)?;
     let temp = tempfile::NamedTempFile::new_in(scratch).map_err(JobError::Write)?;
-    let digest = checked.write_to(std::io::BufWriter::with_capacity(1 << 20, temp.as_file()))?;
+    // Below the allocator's mapping threshold (shared::alloc): a buffer from the heap, not a
+    // mapping made and unmapped for every archive.
+    let digest = checked.write_to(std::io::BufWriter::with_capacity(256 << 10, temp.as_file()))?;
     Ok(BuiltArchive { file: temp.into_temp_path(), digest, warnings })
 }
 
