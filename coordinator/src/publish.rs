@@ -221,7 +221,7 @@ mod tests {
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
-            composer: composer.as_object().unwrap().clone(),
+            composer: std::sync::Arc::new(composer.as_object().unwrap().clone()),
             key: format!("packages/{name}-{version}.zip"),
             sha1: "0".repeat(40),
         }

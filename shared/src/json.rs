@@ -28,6 +28,17 @@ pub fn stringify_pretty(value: &Value) -> String {
     out
 }
 
+/// [`stringify_pretty`] of an object, without wrapping it in a [`Value`] (no copy).
+pub fn stringify_pretty_object(map: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(256);
+    if map.is_empty() {
+        out.push_str("{}");
+    } else {
+        write_object(&mut out, map, 0);
+    }
+    out
+}
+
 /// Serialises a value exactly as `JSON.stringify(value)` does (no whitespace).
 pub fn stringify_compact(value: &Value) -> String {
     let mut out = String::with_capacity(256);
@@ -108,22 +119,25 @@ pub fn format_f64(value: f64) -> String {
     }
 }
 
+/// A non-empty object, pretty.
+fn write_object(out: &mut String, map: &Map<String, Value>, depth: usize) {
+    out.push_str("{\n");
+    let entries = js_key_order(map);
+    let last = entries.len() - 1;
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        indent(out, depth + 1);
+        write_string(out, key);
+        out.push_str(": ");
+        write_value(out, item, depth + 1);
+        out.push_str(if i == last { "\n" } else { ",\n" });
+    }
+    indent(out, depth);
+    out.push('}');
+}
+
 fn write_value(out: &mut String, value: &Value, depth: usize) {
     match value {
-        Value::Object(map) if !map.is_empty() => {
-            out.push_str("{\n");
-            let entries = js_key_order(map);
-            let last = entries.len() - 1;
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                indent(out, depth + 1);
-                write_string(out, key);
-                out.push_str(": ");
-                write_value(out, item, depth + 1);
-                out.push_str(if i == last { "\n" } else { ",\n" });
-            }
-            indent(out, depth);
-            out.push('}');
-        }
+        Value::Object(map) if !map.is_empty() => write_object(out, map, depth),
         Value::Array(items) if !items.is_empty() => {
             out.push_str("[\n");
             let last = items.len() - 1;

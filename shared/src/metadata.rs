@@ -19,8 +19,9 @@ pub struct PublishedVersion {
     pub name: String,
     /// Version.
     pub version: String,
-    /// The package's composer.json as it is inside the archive.
-    pub composer: Map<String, Value>,
+    /// The package's composer.json as it is inside the archive (shared with the manifest entry
+    /// it comes from: publishing copies no composer.json).
+    pub composer: std::sync::Arc<Map<String, Value>>,
     /// Storage key of the archive, relative to the repository root.
     pub key: String,
     /// sha1 of the archive.
@@ -99,7 +100,7 @@ fn version_object(base: &str, version: &PublishedVersion) -> Map<String, Value> 
     if let Ok(normalized) = crate::version::composer_normalize(&version.version) {
         object.insert("version_normalized".to_owned(), Value::String(normalized));
     }
-    for (key, value) in &version.composer {
+    for (key, value) in version.composer.iter() {
         if key == "name" || key == "version" || key == "dist" || key == "source" || value.is_null() {
             continue;
         }
@@ -180,7 +181,7 @@ mod tests {
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
-            composer,
+            composer: std::sync::Arc::new(composer),
             key: format!("packages/{name}-{version}.zip"),
             sha1: "ab".repeat(20),
         }

@@ -420,7 +420,7 @@ mod tests {
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
-            composer: object,
+            composer: std::sync::Arc::new(object),
             key: format!("packages/{name}-{version}.zip"),
             sha1: "0".repeat(40),
         }

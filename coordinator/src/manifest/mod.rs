@@ -46,8 +46,25 @@ pub struct ManifestEntry {
     pub commit: String,
     /// Tree id of the package folder.
     pub tree_id: String,
-    /// The composer.json inside the archive (for metadata).
-    pub composer: Map<String, Value>,
+    /// The composer.json inside the archive (for metadata; shared with what is published).
+    #[serde(with = "shared_map")]
+    pub composer: std::sync::Arc<Map<String, Value>>,
+}
+
+/// The stored form of a shared composer.json: the object itself.
+mod shared_map {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    pub(super) fn serialize<S: Serializer>(map: &Arc<Map<String, Value>>, serializer: S) -> Result<S::Ok, S::Error> {
+        map.as_ref().serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<Map<String, Value>>, D::Error> {
+        Map::deserialize(deserializer).map(Arc::new)
+    }
 }
 
 /// A package version, `name@version`: the manifest's key and how reports name it. This is the one
@@ -213,7 +230,7 @@ impl ManifestEntry {
             git_ref,
             commit,
             tree_id,
-            composer,
+            composer: std::sync::Arc::new(composer),
         }
     }
 
@@ -295,7 +312,7 @@ impl Manifest {
             .map(|entry| PublishedVersion {
                 name: entry.name.clone(),
                 version: entry.version.clone(),
-                composer: entry.composer.clone(),
+                composer: std::sync::Arc::clone(&entry.composer),
                 key: entry.key.clone(),
                 sha1: entry.sha1.clone(),
             })
