@@ -250,6 +250,23 @@ mod tests {
         }
     }
 
+    /// A new output whose manifest has one entry, saved (the snapshot).
+    async fn saved_once() -> (tempfile::TempDir, LocalStorage, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::open(dir.path()).unwrap();
+        let mut manifest = Manifest::load(&storage).await.unwrap();
+        manifest.record(entry("a/a", "1.0.0"));
+        assert_eq!(save(&mut manifest, &storage).await, Saved::Snapshot);
+        (dir, storage, manifest)
+    }
+
+    /// Writes `segment` as the first segment file of its generation, as it could be left behind.
+    fn plant(dir: &std::path::Path, segment: &Segment) {
+        let path = dir.join(segment_key(&segment.generation, 1));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec(segment).unwrap()).unwrap();
+    }
+
     #[tokio::test]
     async fn saves_write_segments_of_what_changed_and_loads_fold_them_in() {
         let dir = tempfile::tempdir().unwrap();
@@ -278,11 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_save_makes_the_next_one_a_snapshot_and_old_segments_are_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = LocalStorage::open(dir.path()).unwrap();
-        let mut manifest = Manifest::load(&storage).await.unwrap();
-        manifest.record(entry("a/a", "1.0.0"));
-        save(&mut manifest, &storage).await;
+        let (dir, storage, mut manifest) = saved_once().await;
         let old = manifest.generation.clone().unwrap();
         manifest.record(entry("a/b", "1.0.0"));
         let lost = manifest.take_save().unwrap();
@@ -298,19 +311,14 @@ mod tests {
             packages: [("x/x@1".to_owned(), entry("x/x", "1"))].into(),
             upstreams: BTreeMap::new(),
         };
-        std::fs::create_dir_all(dir.path().join(segment_key(&old, 1)).parent().unwrap()).unwrap();
-        std::fs::write(dir.path().join(segment_key(&old, 1)), serde_json::to_vec(&stray).unwrap()).unwrap();
+        plant(dir.path(), &stray);
         let loaded = Manifest::load(&storage).await.unwrap();
         assert_eq!(loaded.packages.keys().collect::<Vec<_>>(), ["a/a@1.0.0", "a/b@1.0.0"]);
     }
 
     #[tokio::test]
     async fn segments_are_compacted_when_they_outgrow_the_snapshot_or_number_too_many() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = LocalStorage::open(dir.path()).unwrap();
-        let mut manifest = Manifest::load(&storage).await.unwrap();
-        manifest.record(entry("a/a", "1.0.0"));
-        save(&mut manifest, &storage).await;
+        let (dir, storage, mut manifest) = saved_once().await;
         let first = manifest.generation.clone().unwrap();
         let mut kinds = Vec::new();
         for i in 0..MAX_SEGMENTS + 1 {
@@ -327,16 +335,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_segment_out_of_place_is_corruption_not_silently_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = LocalStorage::open(dir.path()).unwrap();
-        let mut manifest = Manifest::load(&storage).await.unwrap();
-        manifest.record(entry("a/a", "1.0.0"));
-        save(&mut manifest, &storage).await;
+        let (dir, storage, manifest) = saved_once().await;
         let generation = manifest.generation.clone().unwrap();
-        let wrong =
-            Segment { generation: generation.clone(), seq: 7, packages: BTreeMap::new(), upstreams: BTreeMap::new() };
-        std::fs::create_dir_all(dir.path().join(segment_key(&generation, 1)).parent().unwrap()).unwrap();
-        std::fs::write(dir.path().join(segment_key(&generation, 1)), serde_json::to_vec(&wrong).unwrap()).unwrap();
+        let wrong = Segment { generation, seq: 7, packages: BTreeMap::new(), upstreams: BTreeMap::new() };
+        plant(dir.path(), &wrong);
         let error = Manifest::load(&storage).await.unwrap_err();
         assert!(error.to_string().contains("holds segment 7"), "{error}");
     }
