@@ -51,12 +51,18 @@ pub async fn in_process(
     pipeline: worker::Pipeline,
     done: CancellationToken,
 ) -> Result<(), AmqpError> {
-    let (publisher, job_receiver, result_publisher, mut results) = shared::queue::in_process();
+    // Room for two rounds of every build and upload slot: the workers never wait for a job,
+    // and each job is encoded (and its planned form dropped) only shortly before it is taken.
+    let (publisher, job_receiver, result_publisher, mut results) =
+        shared::queue::in_process(2 * pipeline.jobs_in_flight());
     let pool = tokio::spawn(worker::run_in_process(job_receiver, result_publisher, cache, storage, pipeline));
-    for job in &jobs {
-        publisher.publish(job);
-    }
-    drop(publisher);
+    let feeder = tokio::spawn(async move {
+        for job in jobs {
+            if !publisher.publish(&job).await {
+                break;
+            }
+        }
+    });
     loop {
         let result = tokio::select! {
             result = results.next() => match result {
@@ -64,6 +70,7 @@ pub async fn in_process(
                 None => break,
             },
             () = done.cancelled() => {
+                feeder.abort();
                 pool.abort();
                 return Ok(());
             }

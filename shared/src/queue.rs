@@ -3,6 +3,8 @@
 //! It carries the same encoded [`BuildJob`] and [`BuildResult`] messages as the broker will, so the
 //! embedded mode exercises the wire format on every build. Jobs are consumed by any number of
 //! worker tasks; the queue closes when the publisher is dropped and the last job has been taken.
+//! It holds at most `capacity` jobs: the publisher waits for room, so a build of twenty thousand
+//! jobs does not keep twenty thousand encoded copies.
 
 use std::sync::Arc;
 
@@ -10,10 +12,11 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::messages::{BuildJob, BuildResult, MessageError};
 
-/// Creates a queue: the coordinator keeps the [`JobPublisher`] and [`ResultReceiver`], workers
-/// share clones of the [`JobReceiver`] and [`ResultPublisher`].
-pub fn in_process() -> (JobPublisher, JobReceiver, ResultPublisher, ResultReceiver) {
-    let (job_tx, job_rx) = mpsc::unbounded_channel();
+/// Creates a queue of at most `capacity` jobs (at least 1): the coordinator keeps the
+/// [`JobPublisher`] and [`ResultReceiver`], workers share clones of the [`JobReceiver`] and
+/// [`ResultPublisher`].
+pub fn in_process(capacity: usize) -> (JobPublisher, JobReceiver, ResultPublisher, ResultReceiver) {
+    let (job_tx, job_rx) = mpsc::channel(capacity.max(1));
     let (result_tx, result_rx) = mpsc::unbounded_channel();
     (
         JobPublisher(job_tx),
@@ -25,18 +28,18 @@ pub fn in_process() -> (JobPublisher, JobReceiver, ResultPublisher, ResultReceiv
 
 /// Publishes jobs. Dropping it closes the queue for new jobs.
 #[derive(Debug)]
-pub struct JobPublisher(mpsc::UnboundedSender<Vec<u8>>);
+pub struct JobPublisher(mpsc::Sender<Vec<u8>>);
 
 impl JobPublisher {
-    /// Enqueues a job; false if every worker is gone.
-    pub fn publish(&self, job: &BuildJob) -> bool {
-        self.0.send(job.encode()).is_ok()
+    /// Enqueues a job once there is room; false if every worker is gone.
+    pub async fn publish(&self, job: &BuildJob) -> bool {
+        self.0.send(job.encode()).await.is_ok()
     }
 }
 
 /// Takes jobs; clones share one queue.
 #[derive(Debug, Clone)]
-pub struct JobReceiver(Arc<Mutex<mpsc::UnboundedReceiver<Vec<u8>>>>);
+pub struct JobReceiver(Arc<Mutex<mpsc::Receiver<Vec<u8>>>>);
 
 impl JobReceiver {
     /// The next job, or `None` once the queue is closed and empty.
