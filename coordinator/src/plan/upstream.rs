@@ -85,12 +85,12 @@ pub fn plan_upstream(
     }
     for definition in &upstream.single_packages {
         for (tag, mode) in &modes {
-            reader.package(definition, &definition.dir, tag, Precedence::FirstWins, mode)?;
+            reader.package(definition, (&definition.dir, None), tag, Precedence::FirstWins, mode)?;
         }
     }
     for definition in &upstream.metapackage_dirs {
         for (tag, mode) in &modes {
-            reader.package(definition, &definition.dir, tag, Precedence::LastWins, mode)?;
+            reader.package(definition, (&definition.dir, None), tag, Precedence::LastWins, mode)?;
         }
     }
     for meta in &upstream.metapackages {
@@ -244,28 +244,39 @@ impl<'a> Reader<'a, '_> {
         let Some(parent) = git::subtree(self.repo, &root, &definition.dir)? else {
             return self.reject(&tag.name, &definition.dir, "package folder does not exist at this tag".to_owned());
         };
-        for (name, _) in git::subfolders(&parent) {
+        for (name, tree) in git::subfolders(&parent) {
             let folder = if definition.dir.is_empty() { name } else { format!("{}/{name}", definition.dir) };
             let excluded =
                 definition.excludes.iter().any(|e| folder == e.trim_end_matches('/') || folder.starts_with(e.as_str()));
             if !excluded {
-                self.package(definition, &folder, tag, Precedence::FirstWins, mode)?;
+                // The folder's tree is known: looking it up by path again would read and parse
+                // the (large, uncached) parent tree once per package.
+                self.package(definition, (&folder, Some(tree)), tag, Precedence::FirstWins, mode)?;
             }
         }
         Ok(())
     }
 
-    /// One package from `dir/composer.json` (or the definition's template).
+    /// One package from `dir/composer.json` (or the definition's template); `folder` is the
+    /// folder and, when the caller has it, its tree id.
     fn package(
         &mut self,
         definition: &PackageDefinition,
-        dir: &str,
+        folder: (&str, Option<Oid>),
         tag: &TagRef,
         precedence: Precedence,
         mode: &RefMode,
     ) -> Result<(), GitError> {
+        let (dir, known) = folder;
         let root = self.root(tag.commit)?;
-        let Some(tree) = git::subtree(self.repo, &root, dir)? else {
+        let tree = match known {
+            Some(id) => Some(self.repo.find_tree(id).map_err(|source| GitError::Git {
+                context: format!("cannot read folder {dir} at {}", tag.name),
+                source,
+            })?),
+            None => git::subtree(self.repo, &root, dir)?,
+        };
+        let Some(tree) = tree else {
             return self.reject(&tag.name, dir, "package folder does not exist at this tag".to_owned());
         };
         let text = match self.composer_text(definition, &tree, tag, mode)? {
