@@ -53,10 +53,13 @@ impl GitMemory {
 static MEMORY: std::sync::OnceLock<GitMemory> = std::sync::OnceLock::new();
 
 /// Sets the process's git memory limits. They hold from the first git read on, so this is called
-/// first; returns whether they are the ones in force (a process that already read, such as a test
-/// running several farms, keeps the first).
-pub fn configure(memory: GitMemory) -> bool {
-    *MEMORY.get_or_init(|| memory) == memory
+/// first; a process that already read (such as a test running several farms) keeps the first,
+/// and says so.
+pub fn configure(memory: GitMemory) {
+    let in_force = *MEMORY.get_or_init(|| memory);
+    if in_force != memory {
+        tracing::debug!(?in_force, ignored = ?memory, "git memory limits were already set in this process");
+    }
 }
 
 fn memory() -> GitMemory {

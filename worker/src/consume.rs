@@ -106,9 +106,7 @@ impl WorkerContext {
                 AnyStorage::Local(LocalStorage::open_for_worker(out).context("cannot open output folder")?)
             }
         };
-        if !shared::git::configure(shared::git::GitMemory::of(&config.build)) {
-            warn!("git memory limits were already set in this process; [build] limits ignored");
-        }
+        shared::git::configure(shared::git::GitMemory::of(&config.build));
         Ok(WorkerContext {
             queue,
             cache: Arc::new(GitCache::new(cache_dir)),

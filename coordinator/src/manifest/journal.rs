@@ -225,10 +225,12 @@ impl Manifest {
         Ok(Saved::Snapshot)
     }
 
-    /// Records a change to an upstream's record.
+    /// Records an upstream's record; the next save holds it unless it is what was there.
     pub fn record_upstream(&mut self, key: String, record: UpstreamRecord) {
-        self.journal.changed_upstreams.insert(key.clone());
-        self.upstreams.insert(key, record);
+        if self.upstreams.get(&key) != Some(&record) {
+            self.journal.changed_upstreams.insert(key.clone());
+            self.upstreams.insert(key, record);
+        }
     }
 }
 
@@ -285,6 +287,10 @@ mod tests {
         assert_eq!(ids, ["a/b@1.0.0"], "a segment holds only what changed");
         manifest.record(entry("a/c", "1.0.0"));
         assert_eq!(save(&mut manifest, &storage).await, Saved::Segment);
+        // Recording what is already there is no change.
+        manifest.record(entry("a/c", "1.0.0"));
+        manifest.record_upstream("u".to_owned(), UpstreamRecord { rules: "r".to_owned(), refs: BTreeMap::new() });
+        assert_eq!(save(&mut manifest, &storage).await, Saved::Nothing);
 
         let loaded = Manifest::load(&storage).await.unwrap();
         assert_eq!(loaded.packages, manifest.packages);

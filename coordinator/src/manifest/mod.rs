@@ -293,11 +293,14 @@ impl Manifest {
         bytes
     }
 
-    /// Records an entry under its `name@version` (replacing what was there).
+    /// Records an entry under its `name@version` (replacing what was there); the next save holds
+    /// it unless it is exactly what was there.
     pub fn record(&mut self, entry: ManifestEntry) {
         let id = entry.id();
-        self.journal.changed_packages.insert(id.clone());
-        self.packages.insert(id, entry);
+        if self.packages.get(&id) != Some(&entry) {
+            self.journal.changed_packages.insert(id.clone());
+            self.packages.insert(id, entry);
+        }
     }
 
     /// Whether `name@version` is published.

@@ -27,15 +27,12 @@ use crate::report::{BuildReport, DeadLetterNote};
 /// Results between intermediate manifest saves.
 const MANIFEST_SAVE_EVERY: usize = 100;
 
-/// What the result loop hands on: the jobs never answered and why, and whether the manifest
-/// changed.
+/// What the result loop hands on: the jobs never answered and why.
 pub struct Collected {
     /// Candidates whose job has no result.
     pub unanswered: Vec<Candidate>,
     /// Why their results are missing (for the report).
     pub missing_reason: String,
-    /// The manifest has new entries.
-    pub dirty: bool,
 }
 
 /// How the wait for results ended, when it ended early.
@@ -94,7 +91,6 @@ pub async fn collect(
     };
     let bar = progress_bar(progress, pending.len() as u64);
     let total = pending.len();
-    let mut dirty = false;
     let mut ended = Ended::Answered;
     while !pending.is_empty() {
         let event = match next_event(farm, &mut received, &mut deadlines, pending.len()).await {
@@ -110,7 +106,7 @@ pub async fn collect(
         };
         deadlines.answered();
         count(farm, &outcome, attempts);
-        dirty |= record::outcome(farm.storage.as_ref(), &farm.manifest, report, &candidate, outcome).await?;
+        record::outcome(farm.storage.as_ref(), &farm.manifest, report, &candidate, outcome).await?;
         let done_count = report.built.len() + report.failed.len();
         // A killed build resumes from here instead of from the start.
         // (Best effort: storage may be away for a while; the final save retries.)
@@ -143,7 +139,7 @@ pub async fn collect(
             farm.metrics.jobs_failed.inc_by(pending.len() as u64);
         }
     }
-    Ok(Collected { unanswered: pending.into_values().collect(), missing_reason, dirty })
+    Ok(Collected { unanswered: pending.into_values().collect(), missing_reason })
 }
 
 /// The in-process workers, or the broker, as the configuration says.

@@ -48,9 +48,7 @@ impl Farm {
         stopping: CancellationToken,
         grace: Duration,
     ) -> anyhow::Result<Farm> {
-        if !shared::git::configure(shared::git::GitMemory::of(&config.build)) {
-            debug!("git memory limits were already set in this process; these [build] limits are not applied");
-        }
+        shared::git::configure(shared::git::GitMemory::of(&config.build));
         let storage = Arc::new(open_storage(&config, out).await?);
         let owner = format!("{}-{}", shared::storage::hostname(), std::process::id());
         let lock = match storage.as_ref() {
@@ -141,9 +139,8 @@ impl Farm {
     }
 
     /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
-    /// earlier one).
-    /// What changed goes out as one segment (or, now and then, a new snapshot), so a save costs
-    /// O(changes); a save that fails makes the next one a whole snapshot.
+    /// earlier one). What changed goes out as one segment (or, now and then, a new snapshot), so
+    /// a save costs O(changes); a save that fails makes the next one a whole snapshot.
     pub(super) async fn save_manifest(&self) -> anyhow::Result<()> {
         let _writing = self.writes.lock().await;
         let Some(write) = self.manifest.lock().await.take_save() else { return Ok(()) };

@@ -13,14 +13,14 @@ use crate::manifest::{Manifest, ManifestEntry, Origin, Provenance, StoredArchive
 use crate::plan::candidate::Candidate;
 use crate::report::{BuildReport, PackageOutcome};
 
-/// Records a job's outcome in the manifest and the report. Returns whether the manifest changed.
+/// Records a job's outcome in the manifest and the report.
 pub async fn outcome(
     storage: &impl Storage,
     manifest: &Mutex<Manifest>,
     report: &mut BuildReport,
     candidate: &Candidate,
     outcome: Outcome,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     let mut line = outcome_for(candidate);
     match outcome {
         Outcome::Built { key, size, sha1, sha256, warnings } => {
@@ -32,19 +32,16 @@ pub async fn outcome(
             line.sha1 = Some(sha1);
             line.warnings = warnings;
             report.built.push(line);
-            Ok(true)
         }
         Outcome::Failed { reason } => {
-            let kept = keep_published(storage, manifest, candidate).await;
-            let changed = kept.as_ref().is_some_and(|(_, changed)| *changed);
-            line.reason = Some(match kept {
-                Some((note, _)) => format!("{reason}; {note}"),
+            line.reason = Some(match keep_published(storage, manifest, candidate).await {
+                Some(note) => format!("{reason}; {note}"),
                 None => reason,
             });
             report.failed.push(line);
-            Ok(changed)
         }
     }
+    Ok(())
 }
 
 /// A report line for a candidate, before its outcome is known.
@@ -93,13 +90,8 @@ pub async fn stored_archive_of(storage: &impl Storage, candidate: &Candidate) ->
 
 /// A job failed but an archive exists at its key that the manifest does not know (published
 /// before the farm managed this output, or the manifest was lost): keep it, and index it with its
-/// own bytes' sha1 so the metadata stays true. Returns a note for the report and whether the
-/// manifest changed.
-async fn keep_published(
-    storage: &impl Storage,
-    manifest: &Mutex<Manifest>,
-    candidate: &Candidate,
-) -> Option<(String, bool)> {
+/// own bytes' sha1 so the metadata stays true. Returns a note for the report.
+async fn keep_published(storage: &impl Storage, manifest: &Mutex<Manifest>, candidate: &Candidate) -> Option<String> {
     let key = candidate.target_key();
     if manifest.lock().await.packages.get(&candidate.id()).is_some_and(|entry| entry.key == key) {
         return None;
@@ -109,32 +101,29 @@ async fn keep_published(
         Ok(composer) => composer,
         Err(error) => {
             let note = format!("the object at {key} is not a usable package ({error}); it is left out of the metadata");
-            return Some((note, false));
+            return Some(note);
         }
     };
     let identity = (composer.get("name").and_then(|v| v.as_str()), composer.get("version").and_then(|v| v.as_str()));
     if identity != (Some(candidate.package.as_str()), Some(candidate.version.as_str())) {
-        return Some((format!("the object at {key} is another package; it is left out of the metadata"), false));
+        return Some(format!("the object at {key} is another package; it is left out of the metadata"));
     }
     let stored = StoredArchive::of_bytes(key, &bytes);
     let sha1 = stored.sha1.clone();
     // Not built from git by this farm: no source ref, commit or tree to record.
     let entry =
         ManifestEntry::new(candidate.package.clone(), candidate.version.clone(), stored, composer, Origin::adopted());
-    let mut manifest = manifest.lock().await;
-    let changed = manifest.packages.get(&candidate.id()).map(|e| &e.key) != Some(&entry.key);
-    manifest.record(entry);
-    Some((format!("the published archive (sha1 {sha1}) is kept and indexed"), changed))
+    manifest.lock().await.record(entry);
+    Some(format!("the published archive (sha1 {sha1}) is kept and indexed"))
 }
 
 /// Publishes a prebuilt archive as it is (same create-if-absent guard as built archives).
-/// Returns whether the manifest changed.
 pub async fn additional(
     storage: &impl Storage,
     manifest: &Mutex<Manifest>,
     report: &mut BuildReport,
     package: AdditionalPackage,
-) -> bool {
+) {
     let mut outcome = PackageOutcome {
         package: package.name.clone(),
         version: package.version.clone(),
@@ -158,7 +147,7 @@ pub async fn additional(
     if let Err(reason) = stored {
         outcome.reason = Some(reason);
         report.failed.push(outcome);
-        return false;
+        return;
     }
     let stored = StoredArchive { key: package.key(), size: package.size, sha1: package.sha1, sha256: package.sha256 };
     let origin = Origin {
@@ -170,7 +159,6 @@ pub async fn additional(
     };
     manifest.lock().await.record(ManifestEntry::new(package.name, package.version, stored, package.composer, origin));
     report.built.push(outcome);
-    true
 }
 
 /// Report lines in name, version order.

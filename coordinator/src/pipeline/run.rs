@@ -96,8 +96,6 @@ struct Prepared {
     pending: HashMap<String, Candidate>,
     additional: Vec<AdditionalPackage>,
     refs: BTreeMap<String, BTreeMap<String, String>>,
-    /// Archives of a stopped build were recorded (the manifest changed).
-    resumed: bool,
 }
 
 impl BuildRun<'_> {
@@ -112,10 +110,9 @@ impl BuildRun<'_> {
         info!(trigger, workers, "starting build");
         let mut run = BuildRun { farm, build_id, started: Instant::now(), report: BuildReport::default() };
         let prepared = run.prepare(scope, trigger).await?;
-        let resumed = prepared.resumed;
         let collected =
             collect::collect(farm, &run.build_id, prepared.jobs, prepared.pending, &mut run.report, progress).await?;
-        run.finish(collected, resumed, prepared.additional, prepared.refs).await
+        run.finish(collected, prepared.additional, prepared.refs).await
     }
 
     /// Plans, records the archives a stopped build stored, and makes the jobs (noted in the
@@ -138,7 +135,7 @@ impl BuildRun<'_> {
         };
         // The upstreams planned (an unreadable one has no refs and is left as it was).
         let upstreams: Vec<String> = planned.refs.keys().cloned().collect();
-        let (to_build, resumed) = self.resume(planned.to_build, &upstreams).await;
+        let to_build = self.resume(planned.to_build, &upstreams).await;
         self.report.planning_seconds = self.started.elapsed().as_secs_f64();
         info!(
             jobs = to_build.len(),
@@ -149,16 +146,15 @@ impl BuildRun<'_> {
         );
         let (jobs, pending) = self.jobs(to_build);
         inflight::write(farm.storage.as_ref(), pending.values()).await;
-        Ok(Prepared { jobs, pending, additional: planned.additional, refs: planned.refs, resumed })
+        Ok(Prepared { jobs, pending, additional: planned.additional, refs: planned.refs })
     }
 
     /// Archives a stopped build stored but never recorded are checked and recorded, not built.
-    /// Returns the candidates left to build and whether any was recorded.
-    async fn resume(&mut self, to_build: Vec<Candidate>, upstreams: &[String]) -> (Vec<Candidate>, bool) {
+    /// Returns the candidates left to build.
+    async fn resume(&mut self, to_build: Vec<Candidate>, upstreams: &[String]) -> Vec<Candidate> {
         let storage = self.farm.storage.as_ref();
         let inflight = inflight::keys(storage, upstreams).await;
         let mut left = Vec::with_capacity(to_build.len());
-        let mut resumed = false;
         for candidate in to_build {
             if inflight.contains(&candidate.target_key())
                 && let Some(entry) = record::stored_archive_of(storage, &candidate).await
@@ -166,12 +162,11 @@ impl BuildRun<'_> {
                 info!(package = %candidate.package, version = %candidate.version, "archive stored by a stopped build; recorded");
                 self.report.resumed.push(candidate.id());
                 self.farm.manifest.lock().await.record(entry);
-                resumed = true;
                 continue;
             }
             left.push(candidate);
         }
-        (left, resumed)
+        left
     }
 
     /// One job per candidate, in plan order, and the candidate each job id answers for.
@@ -207,26 +202,24 @@ impl BuildRun<'_> {
     async fn finish(
         mut self,
         collected: Collected,
-        resumed: bool,
         additional: Vec<AdditionalPackage>,
         refs: BTreeMap<String, BTreeMap<String, String>>,
     ) -> anyhow::Result<BuildReport> {
         let farm = self.farm;
-        let Collected { unanswered, missing_reason, dirty } = collected;
-        let mut dirty = dirty || resumed;
+        let Collected { unanswered, missing_reason } = collected;
         for candidate in &unanswered {
             let outcome = PackageOutcome { reason: Some(missing_reason.clone()), ..record::outcome_for(candidate) };
             self.report.failed.push(outcome);
         }
         for package in additional {
-            dirty |= record::additional(farm.storage.as_ref(), &farm.manifest, &mut self.report, package).await;
+            record::additional(farm.storage.as_ref(), &farm.manifest, &mut self.report, package).await;
         }
         record::sort_outcomes(&mut self.report);
         let upstreams: Vec<String> = refs.keys().cloned().collect();
-        dirty |= self.record_refs(refs).await;
+        self.record_refs(refs).await;
         // Archives are stored; record them, then publish metadata that names only stored archives.
         // Storage may be unreachable for a while (the S3 outage the workers survive): retry.
-        if dirty {
+        if farm.manifest.lock().await.has_changes() {
             with_retries("save the manifest", || async {
                 farm.lock_check()?;
                 farm.save_manifest().await
@@ -239,27 +232,19 @@ impl BuildRun<'_> {
     }
 
     /// Upstreams where every package is published are done at these refs: polling compares
-    /// against them. One with failures is planned again at the next poll. Returns whether the
-    /// manifest changed.
-    async fn record_refs(&self, refs: BTreeMap<String, BTreeMap<String, String>>) -> bool {
+    /// against them. One with failures is planned again at the next poll.
+    async fn record_refs(&self, refs: BTreeMap<String, BTreeMap<String, String>>) {
         let (farm, config) = (self.farm, self.farm.config());
-        let mut dirty = false;
         for (key, refs) in refs {
             if self.report.failed.iter().any(|f| f.upstream.is_upstream(&key)) {
                 continue;
             }
             let Some(upstream) = config.upstreams.iter().find(|u| u.key == key) else { continue };
             let record = UpstreamRecord { rules: rules_fingerprint(config, upstream), refs };
-            let mut manifest = farm.manifest.lock().await;
-            if manifest.upstreams.get(&key).is_none_or(|old| old.refs != record.refs || old.rules != record.rules) {
-                manifest.record_upstream(key.clone(), record);
-                dirty = true;
-            }
-            drop(manifest);
+            farm.manifest.lock().await.record_upstream(key.clone(), record);
             let seconds = crate::lock::unix_seconds() as i64;
             farm.metrics.last_success.get_or_create(&UpstreamLabel { upstream: key }).set(seconds);
         }
-        dirty
     }
 
     /// Stores the report as `.farm/report.json` and returns it.

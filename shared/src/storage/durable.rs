@@ -35,13 +35,11 @@ struct Queue {
 #[derive(Clone, Default)]
 pub(super) struct Batcher {
     queue: Arc<Mutex<Queue>>,
-    /// Syncs made (for tests and logs).
-    syncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Batcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batcher").field("syncs", &self.syncs()).finish_non_exhaustive()
+        f.debug_struct("Batcher").finish_non_exhaustive()
     }
 }
 
@@ -66,11 +64,6 @@ impl Batcher {
         })
     }
 
-    /// Syncs made so far.
-    pub(super) fn syncs(&self) -> u64 {
-        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn lead(&self) {
         loop {
             let batch = {
@@ -82,7 +75,6 @@ impl Batcher {
                 std::mem::take(&mut queue.waiting)
             };
             let synced = sync(&batch);
-            self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             for pending in batch {
                 let answer = match &synced {
                     Ok(()) => (pending.link)(),
