@@ -38,7 +38,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tests::bench::{Sample, children_cpu_seconds, clock_ticks, env_usize, read_report, report_sample};
+use tests::bench::{Sample, children_cpu_seconds, chosen, clock_ticks, env_usize, read_report, report_sample};
 use tests::generated::{CONFIG, Shape, generate, write_module};
 use tests::latency::LatencyProxy;
 use tests::seaweed::S3Server;
@@ -188,14 +188,8 @@ struct Bench<'a> {
 /// The main table: every row as child processes, CPU time from `/proc/self/stat`.
 fn main_table(config_path: &Path, dir: &Path, cache: &Path, expected: usize, ticks: f64) {
     let distributed = std::env::var("BENCH_DISTRIBUTED").as_deref() != Ok("0");
-    let chosen = std::env::var("BENCH_ROWS").ok();
-    let rows: Vec<&Row> = ROWS
-        .iter()
-        .filter(|row| distributed || !row.s3)
-        .filter(|row| {
-            chosen.as_deref().is_none_or(|list| list.split(',').any(|name| name.trim().eq_ignore_ascii_case(row.label)))
-        })
-        .collect();
+    let rows: Vec<&Row> =
+        ROWS.iter().filter(|row| distributed || !row.s3).filter(|row| chosen("BENCH_ROWS", row.label)).collect();
     if rows.is_empty() {
         return;
     }

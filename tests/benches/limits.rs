@@ -192,7 +192,7 @@ fn main() {
             bench.warm(&input);
             let out = input.dir.join("out");
             bench.progress("scale-16x: first build (untimed, for the rows after it)");
-            let sample = bench.build("scale-16x", &input, &out, &input.dir.join("cache"));
+            let sample = bench.build("scale-16x", &input.config, &input, &out, &input.dir.join("cache"), &[]);
             assert_eq!(sample.built, input.generated.archives, "scale-16x: archives built");
             out
         };
@@ -233,24 +233,9 @@ impl Bench {
         Input { dir, config, generated, shape }
     }
 
-    /// One embedded build of `input` into `out` with the git cache `cache`.
-    fn build(&self, label: &str, input: &Input, out: &Path, cache: &Path) -> Sample {
-        self.build_with(label, &input.config, input, out, cache)
-    }
-
-    fn build_with(&self, label: &str, config: &Path, input: &Input, out: &Path, cache: &Path) -> Sample {
-        self.build_args(label, config, input, out, cache, &[])
-    }
-
-    fn build_args(
-        &self,
-        label: &str,
-        config: &Path,
-        input: &Input,
-        out: &Path,
-        cache: &Path,
-        extra: &[&str],
-    ) -> Sample {
+    /// One embedded build of `input` with `config` into `out` with the git cache `cache`, and
+    /// `extra` arguments of `coordinator build`.
+    fn build(&self, label: &str, config: &Path, input: &Input, out: &Path, cache: &Path, extra: &[&str]) -> Sample {
         // What earlier builds wrote is on disk before the clock starts (untimed, and reaped before
         // the build's CPU time is read), so a build does not pay for the writeback of the last.
         let synced = std::process::Command::new("sync").status();
@@ -293,7 +278,7 @@ impl Bench {
             }
             out = input.dir.join(format!("out-{run}"));
             self.progress(&format!("{id}: run {} of {}", run + 1, self.runs));
-            let sample = self.build(id, input, &out, &cache);
+            let sample = self.build(id, &input.config, input, &out, &cache, &[]);
             assert_eq!(sample.built, input.generated.archives, "{id}: archives built");
             self.progress(&format!("{id}: {:.2}s, {} archives", sample.seconds, sample.built));
             samples.push(sample);
@@ -309,7 +294,7 @@ impl Bench {
         for run in 0..self.runs {
             let (out, cache) = (input.dir.join(format!("cold-out-{run}")), input.dir.join(format!("cold-cache-{run}")));
             self.progress(&format!("{id}: run {} of {}", run + 1, self.runs));
-            let sample = self.build(id, input, &out, &cache);
+            let sample = self.build(id, &input.config, input, &out, &cache, &[]);
             assert_eq!(sample.built, input.generated.archives, "{id}: archives built");
             self.progress(&format!("{id}: {:.2}s, {} archives", sample.seconds, sample.built));
             samples.push(sample);
@@ -326,7 +311,7 @@ impl Bench {
         let mut samples = Vec::new();
         for run in 0..self.runs {
             self.progress(&format!("{id}: run {} of {}", run + 1, self.runs));
-            let sample = self.build_args(id, &input.config, input, out, &cache, extra);
+            let sample = self.build(id, &input.config, input, out, &cache, extra);
             assert_eq!(sample.built, 0, "{id}: archives built with nothing new");
             self.progress(&format!("{id}: {:.2}s, {} unchanged", sample.seconds, sample.unchanged));
             samples.push(sample);
@@ -343,7 +328,7 @@ impl Bench {
         assert_ne!(text, CONFIG, "the generated config has from_tag = \"2.4.0\"");
         std::fs::write(&config, text).expect("config");
         self.progress(&format!("{id}: first build with main (untimed)"));
-        let first = self.build_with(id, &config, input, out, &cache);
+        let first = self.build(id, &config, input, out, &cache, &[]);
         self.progress(&format!(
             "{id}: first build with main: {} built, {} unchanged in {:.2}s (not measured)",
             first.built, first.unchanged, first.seconds
@@ -355,7 +340,7 @@ impl Bench {
             write_module(&mut input.generated.upstream, 7, input.shape.files, patch);
             input.generated.upstream.commit("nightly: one module changed");
             self.progress(&format!("{id}: run {} of {}", run + 1, self.runs));
-            let sample = self.build_args(id, &config, input, out, &cache, extra);
+            let sample = self.build(id, &config, input, out, &cache, extra);
             assert_eq!(sample.built, 1, "{id}: archives built after one module changed on main");
             self.progress(&format!("{id}: {:.2}s, {} built", sample.seconds, sample.built));
             samples.push(sample);
