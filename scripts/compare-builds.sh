@@ -4,7 +4,8 @@
 # every archive and metadata file must be the same. The farm's own state under .farm/ is left out:
 # the report and the health record hold times and ids, and the manifest is stored as a snapshot
 # with change segments under a generation id, so its files differ from run to run while the
-# metadata rendered from it is compared. For refactors that must not change a byte:
+# metadata rendered from it is compared. So is the change feed (metadata/changes.json), whose
+# actions carry the time of each publish. For refactors that must not change a byte:
 #   bash scripts/compare-builds.sh /path/to/old/coordinator [target/release/coordinator]
 # BENCH_MODULES, BENCH_FILES and BENCH_TAGS shape the upstream as in the benchmark.
 set -euo pipefail
@@ -20,11 +21,11 @@ for side in old new; do
     --cache-dir "$work/cache" --out "$work/out-$side"
 done
 archives="$(find "$work/out-new/packages" -name '*.zip' | wc -l)"
-metadata="$(find "$work/out-new" -name '*.json' -not -path '*/.farm/*' | wc -l)"
-if diff -r --exclude=.farm "$work/out-old" "$work/out-new" >/dev/null; then
+metadata="$(find "$work/out-new" -name '*.json' -not -path '*/.farm/*' -not -name changes.json | wc -l)"
+if diff -r --exclude=.farm --exclude=changes.json "$work/out-old" "$work/out-new" >/dev/null; then
   echo "compare-builds: identical: $archives archives and $metadata metadata files"
 else
-  diff -r --brief --exclude=.farm "$work/out-old" "$work/out-new" | head -20
+  diff -r --brief --exclude=.farm --exclude=changes.json "$work/out-old" "$work/out-new" | head -20
   echo "compare-builds: the outputs differ" >&2
   exit 1
 fi

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Offline demo of the main job: generates a small sample upstream git repository (two release
 # tags, four packages), then runs the embedded build into ./build/sample.
-#   bash scripts/demo.sh            # then: php -S 127.0.0.1:8080 -t build/sample
+#   bash scripts/demo.sh            # then serve it: the command it prints at the end
+#   bash scripts/demo.sh --serve    # build, then serve it at http://127.0.0.1:8080/ until Ctrl-C
 set -euo pipefail
+serve=0
+if [ "${1:-}" = "--serve" ]; then serve=1; shift; fi
 cd "$(dirname "$0")/.."
 work="${DEMO_DIR:-$PWD/build/demo-upstream}"
 out="${DEMO_OUT:-$PWD/build/sample}"
@@ -40,4 +43,11 @@ fi
 
 cargo build --release -q -p coordinator
 ./target/release/coordinator build --config examples/sample.toml --upstream-base "$work" --out "$out" "$@"
-echo "repository written to $out; serve it with: php -S 127.0.0.1:8080 -t $out" >&2
+serve_cmd=(./target/release/coordinator serve --config examples/sample.toml --upstream-base "$work" --out "$out")
+echo "repository written to $out" >&2
+echo "in a project: composer config repositories.sample composer http://127.0.0.1:8080/ && composer config secure-http false && composer require sample/suite" >&2
+if [ "$serve" = 1 ]; then
+  echo "serving it at http://127.0.0.1:8080/ (and keeping it current); Ctrl-C stops" >&2
+  exec "${serve_cmd[@]}"
+fi
+echo "serve it (and keep it current) at http://127.0.0.1:8080/ with: ${serve_cmd[*]}" >&2

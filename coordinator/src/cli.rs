@@ -142,6 +142,46 @@ pub struct VerifyArgs {
     /// Timeouts, limits and allowed hosts.
     #[command(flatten)]
     pub fetch: FetchArgs,
+    /// `--rebuild` and its options.
+    #[command(flatten)]
+    pub rebuild: RebuildArgs,
+    /// Check the signed provenance: every statement's signature, and that every published
+    /// archive is a subject of one (needs --key).
+    #[arg(long, requires = "key")]
+    pub provenance: bool,
+    /// The public key provenance must be signed with (PEM, or 32 bytes in hex or base64).
+    #[arg(long, value_name = "PUB", requires = "provenance")]
+    pub key: Option<PathBuf>,
+}
+
+/// Options of `verify --rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Rebuild every selected name@version from the configuration and the upstream git
+    /// repositories in scratch space and compare its bytes with the published archive.
+    #[arg(long = "rebuild", id = "enabled")]
+    pub enabled: bool,
+    /// With --rebuild: the repository to reproduce, a URL or a folder (default: the base URL).
+    #[arg(long, requires = "enabled")]
+    pub from: Option<String>,
+    /// With --rebuild: only names (or `name@version`) matching this `*` pattern. Repeatable.
+    #[arg(long = "only", value_name = "PATTERN", requires = "enabled")]
+    pub only: Vec<String>,
+    /// With --rebuild: at most this many versions, the same sample every run.
+    #[arg(long, requires = "enabled")]
+    pub sample: Option<usize>,
+    /// With --rebuild: results so far (JSON lines); a run given the same file resumes.
+    #[arg(long, requires = "enabled")]
+    pub state: Option<PathBuf>,
+    /// With --rebuild: write the report as JSON to this file.
+    #[arg(long, requires = "enabled")]
+    pub report: Option<PathBuf>,
+    /// With --rebuild: replaces `https://github.com/mage-os` at the start of every upstream URL.
+    #[arg(long, env = "FARM_UPSTREAM_BASE")]
+    pub upstream_base: Option<String>,
+    /// With --rebuild: the git cache folder.
+    #[arg(long, env = "FARM_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// How `adopt` and `verify` read a repository they do not control.
@@ -366,12 +406,57 @@ async fn adopt(args: AdoptArgs) -> anyhow::Result<u8> {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
+    if args.rebuild.enabled {
+        return rebuild(args).await;
+    }
     let config = FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
     let base_url = args.base_url.unwrap_or(config.repository.base_url);
+    let verifier = match &args.key {
+        Some(path) => Some(crate::provenance::Verifier::load(path)?),
+        None => None,
+    };
+    let limits = args.fetch.limits();
     let report =
-        crate::verify::verify(&base_url, args.concurrency, args.fetch.limits(), &args.fetch.allow_hosts).await?;
+        crate::verify::verify(&base_url, args.concurrency, limits, &args.fetch.allow_hosts, verifier.as_ref()).await?;
     eprint!("{}", report.summary());
     Ok(if report.problems.is_empty() { 0 } else { 1 })
+}
+
+async fn rebuild(args: VerifyArgs) -> anyhow::Result<u8> {
+    let mut config =
+        FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
+    if let Some(base) = &args.rebuild.upstream_base {
+        config.build.upstream_base = Some(base.clone());
+    }
+    if let Some(dir) = &args.rebuild.cache_dir {
+        config.build.cache_dir = Some(dir.clone());
+    }
+    if let Some(url) = &args.base_url {
+        config.repository.base_url = url.clone();
+    }
+    config.validate()?;
+    let scratch = config.cache_dir().join("verify").join(std::process::id().to_string());
+    let options = crate::rebuild::RebuildOptions {
+        from: args.rebuild.from.clone().unwrap_or_else(|| config.repository.base_url.clone()),
+        public_base: config.repository.base_url.clone(),
+        only: args.rebuild.only.clone(),
+        sample: args.rebuild.sample,
+        state: args.rebuild.state.clone(),
+        concurrency: args.concurrency,
+        limits: args.fetch.limits(),
+        allowed_hosts: args.fetch.allow_hosts.clone(),
+        scratch: scratch.clone(),
+    };
+    let result = crate::rebuild::rebuild(&config, &options).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let report = result?;
+    if let Some(path) = &args.rebuild.report {
+        let mut bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
+        bytes.push(b'\n');
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprint!("{}", report.summary());
+    Ok(if report.is_clean() { 0 } else { 1 })
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
@@ -395,3 +480,30 @@ const SERVE_SIGNAL_NOTICES: shared::shutdown::Notices = shared::shutdown::Notice
     stopping: "signal received: stopping (a second signal exits at once)",
     exiting: "second signal: exiting now",
 };
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn verify_args(args: &[&str]) -> Result<VerifyArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["coordinator", "verify", "--config", "farm.toml"].iter().chain(args))?;
+        match cli.command {
+            Command::Verify(args) => Ok(args),
+            other => panic!("not verify: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rebuild_options_need_rebuild_and_provenance_needs_a_key() {
+        let args = verify_args(&["--rebuild", "--sample", "3", "--only", "a/*", "--only", "b/c"]).unwrap();
+        assert!(args.rebuild.enabled);
+        assert_eq!((args.rebuild.sample, args.rebuild.only.len()), (Some(3), 2));
+        assert!(!verify_args(&[]).unwrap().rebuild.enabled);
+        assert!(verify_args(&["--sample", "3"]).is_err(), "--sample without --rebuild");
+        assert!(verify_args(&["--provenance"]).is_err(), "--provenance without --key");
+        let args = verify_args(&["--provenance", "--key", "farm.pub"]).unwrap();
+        assert_eq!(args.key, Some(PathBuf::from("farm.pub")));
+    }
+}

@@ -579,6 +579,8 @@ enum Phase {
     Head,
     /// A request is being handled (a webhook's body has its own timeout there).
     Busy,
+    /// An answer's body is being sent: closed when the client takes no byte for the idle timeout.
+    Sending,
     /// Kept alive after an answer, waiting for the next request.
     Idle,
 }
@@ -613,6 +615,16 @@ impl Clock {
         }
     }
 
+    /// Bytes were sent: a download that progresses is not cut.
+    fn bytes_written(&self) {
+        let mut state = self.state();
+        if state.0 == Phase::Sending {
+            state.1 = Instant::now();
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
     fn phase(&self) -> Phase {
         self.state().0
     }
@@ -623,7 +635,7 @@ impl Clock {
         let (phase, since) = *self.state();
         match phase {
             Phase::Head => Some(since + timeouts.header),
-            Phase::Idle => Some(since + timeouts.idle),
+            Phase::Idle | Phase::Sending => Some(since + timeouts.idle),
             Phase::Busy => None,
         }
     }
@@ -666,7 +678,7 @@ async fn connection(
             () = clock.changed.notified() => {}
             () = stopping.cancelled(), if !stopped => {
                 stopped = true;
-                if clock.phase() != Phase::Busy {
+                if clock.phase() == Phase::Head || clock.phase() == Phase::Idle {
                     return;
                 }
                 connection.as_mut().graceful_shutdown();
@@ -702,7 +714,12 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            this.clock.bytes_written();
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -710,7 +727,12 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            this.clock.bytes_written();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -744,15 +766,43 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
         let answered = Answered(Arc::clone(&self.clock));
         let response = self.router.call(request);
         Box::pin(async move {
-            let response = response.await;
-            drop(answered);
-            response
+            let response = response.await?;
+            // Sending until the body is sent (or dropped): a long download is timed by its
+            // progress, not cut as an idle connection.
+            answered.0.enter(Phase::Sending);
+            Ok(response.map(|inner| Body::new(SentBody { inner, _answered: answered })))
         })
     }
 }
 
 /// Puts the connection back to idle once its request is answered (or dropped unanswered).
 struct Answered(Arc<Clock>);
+
+/// An answer's body, holding the connection in [`Phase::Sending`] until it is dropped.
+struct SentBody {
+    inner: Body,
+    _answered: Answered,
+}
+
+impl http_body::Body for SentBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl Drop for Answered {
     fn drop(&mut self) {

@@ -12,14 +12,17 @@
 //! their new digests. An index therefore never vouches for bytes that are not in storage.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use shared::metadata::PublishedVersion;
+use shared::metadata::{MetadataFile, PublishedVersion};
 use shared::storage::{STATE_PREFIX, Storage};
 use tracing::{info, warn};
+
+use crate::feed;
 
 /// Where the index lives.
 pub fn index_key() -> String {
@@ -71,6 +74,7 @@ pub async fn publish_metadata(
     versions: &[PublishedVersion],
     prune: bool,
     uploads: usize,
+    feed_retention: Duration,
 ) -> anyhow::Result<Published> {
     let mut index = Index::load(storage).await?;
     let previous_names = if prune { listed_names(storage).await? } else { Vec::new() };
@@ -103,14 +107,24 @@ pub async fn publish_metadata(
         .try_collect()
         .await?;
     let mut changes = Vec::new();
+    // Mirrors re-fetch every p2 file written, and every one this publish could not vouch for
+    // (a crashed publish may have written it without telling the feed).
+    let mut feed_changes: Vec<(String, feed::Kind)> = Vec::new();
     for (i, (file, digest)) in candidates.into_iter().enumerate() {
+        if let Some(package) = feed::package_of(&file.key) {
+            feed_changes.push((package.to_owned(), feed::Kind::Update));
+        }
         if same.contains(&i) {
             index.files.insert(file.key, digest);
         } else {
             changes.push((file, digest));
         }
     }
-    if changes.is_empty() && published.compared == 0 && !prune_needed(&previous_names, &current_names) {
+    let removed: Vec<&String> = previous_names.iter().filter(|name| !current_names.contains(*name)).collect();
+    for name in &removed {
+        feed_changes.extend([(name.to_string(), feed::Kind::Delete), (format!("{name}~dev"), feed::Kind::Delete)]);
+    }
+    if changes.is_empty() && published.compared == 0 && removed.is_empty() {
         return Ok(published);
     }
     // The index stops vouching for what is about to change before anything changes.
@@ -121,22 +135,15 @@ pub async fn publish_metadata(
         index.save(storage).await?;
     }
     let (root, rest): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(file, _)| file.key == "packages.json");
-    for batch in [rest, root] {
-        let written: Vec<(String, String)> = futures_util::stream::iter(batch)
-            .map(|(file, digest)| async move {
-                storage
-                    .put_replace(&file.key, file.bytes)
-                    .await
-                    .with_context(|| format!("cannot write {}", file.key))?;
-                Ok::<_, anyhow::Error>((file.key, digest))
-            })
-            .buffer_unordered(uploads.max(1))
-            .try_collect()
-            .await?;
-        published.written += written.len();
-        index.files.extend(written);
+    published.written += write_all(storage, rest, uploads, &mut index).await?;
+    // The feed names files once they are written, and before the root that lists them.
+    let previous_feed = feed::Feed::load(storage).await?;
+    if !feed_changes.is_empty() || previous_feed.is_none() {
+        let next = feed::Feed::record(previous_feed, feed_changes, feed::now(), feed_retention);
+        storage.put_replace(feed::FEED_KEY, next.to_bytes()).await.context("cannot write the change feed")?;
     }
-    for name in previous_names.iter().filter(|name| !current_names.contains(*name)) {
+    published.written += write_all(storage, root, uploads, &mut index).await?;
+    for name in removed {
         warn!(package = %name, "no published version left; removing its metadata");
         for key in [format!("p2/{name}.json"), format!("p2/{name}~dev.json")] {
             storage.delete(&key).await.with_context(|| format!("cannot delete {key}"))?;
@@ -150,8 +157,24 @@ pub async fn publish_metadata(
     Ok(published)
 }
 
-fn prune_needed(previous: &[String], current: &HashSet<String>) -> bool {
-    previous.iter().any(|name| !current.contains(name))
+/// Writes the files, `uploads` at a time, and records their digests; returns how many.
+async fn write_all(
+    storage: &impl Storage,
+    files: Vec<(MetadataFile, String)>,
+    uploads: usize,
+    index: &mut Index,
+) -> anyhow::Result<usize> {
+    let written: Vec<(String, String)> = futures_util::stream::iter(files)
+        .map(|(file, digest)| async move {
+            storage.put_replace(&file.key, file.bytes).await.with_context(|| format!("cannot write {}", file.key))?;
+            Ok::<_, anyhow::Error>((file.key, digest))
+        })
+        .buffer_unordered(uploads.max(1))
+        .try_collect()
+        .await?;
+    let count = written.len();
+    index.files.extend(written);
+    Ok(count)
 }
 
 /// The names the published `packages.json` lists (none if there is none yet).
@@ -194,13 +217,13 @@ mod tests {
             self.inner.put_archive(key, file, digest).await
         }
         async fn put_replace(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
-            if key != index_key() {
+            if key != index_key() && key != feed::FEED_KEY {
                 self.puts.fetch_add(1, Ordering::SeqCst);
             }
             self.inner.put_replace(key, bytes).await
         }
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-            if key != index_key() {
+            if key != index_key() && key != feed::FEED_KEY {
                 self.gets.fetch_add(1, Ordering::SeqCst);
             }
             self.inner.get(key).await
@@ -215,6 +238,8 @@ mod tests {
             self.inner.flush().await
         }
     }
+
+    const RETENTION: Duration = Duration::from_secs(3600);
 
     fn version(name: &str, version: &str) -> PublishedVersion {
         let composer = serde_json::json!({"name": name, "version": version, "type": "library"});
@@ -240,7 +265,7 @@ mod tests {
             puts: AtomicUsize::new(0),
         };
         let mut versions: Vec<PublishedVersion> = (0..50).map(|i| version(&format!("acme/p{i}"), "1.0.0")).collect();
-        let first = publish_metadata(&storage, "https://repo.example/", &versions, false, 8).await.unwrap();
+        let first = publish_metadata(&storage, "https://repo.example/", &versions, false, 8, RETENTION).await.unwrap();
         // 50 p2 files, 50 (empty) ~dev files and packages.json, each compared once (no index
         // yet) and written.
         assert_eq!((first.written, first.compared), (101, 101));
@@ -248,13 +273,13 @@ mod tests {
 
         // Nothing changed: no metadata file is read or written (but packages.json, read once for
         // the names to prune).
-        let again = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        let again = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
         assert_eq!(again, Published::default());
         assert_eq!(counts(&storage), (1, 0));
 
         // One new version of one package: its p2 file only (the root lists the same names).
         versions.push(version("acme/p7", "1.1.0"));
-        let one = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        let one = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
         assert_eq!((one.written, one.compared), (1, 0));
         assert_eq!(counts(&storage), (1, 1));
         let p7: serde_json::Value =
@@ -263,10 +288,10 @@ mod tests {
 
         // The index is lost: every file is compared with storage once, none is rewritten.
         std::fs::remove_file(dir.path().join(index_key())).unwrap();
-        let lost = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        let lost = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
         assert_eq!((lost.written, lost.compared), (0, 101));
         assert_eq!(counts(&storage), (1 + 101, 0));
-        let after = publish_metadata(&storage, "https://repo.example/", &versions, true, 8).await.unwrap();
+        let after = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
         assert_eq!(after, Published::default());
     }
 
@@ -279,7 +304,7 @@ mod tests {
             puts: AtomicUsize::new(0),
         };
         let old = vec![version("acme/a", "1.0.0")];
-        publish_metadata(&storage, "https://repo.example/", &old, false, 4).await.unwrap();
+        publish_metadata(&storage, "https://repo.example/", &old, false, 4, RETENTION).await.unwrap();
         let before = std::fs::read(dir.path().join("p2/acme/a.json")).unwrap();
         // A later build wrote a new p2 file and died before saving the index: the index was
         // saved without the key first, so the old bytes are not vouched for.
@@ -287,7 +312,44 @@ mod tests {
         index.files.remove("p2/acme/a.json");
         index.save(&storage.inner).await.unwrap();
         std::fs::write(dir.path().join("p2/acme/a.json"), b"{\"half\":").unwrap();
-        publish_metadata(&storage, "https://repo.example/", &old, true, 4).await.unwrap();
+        publish_metadata(&storage, "https://repo.example/", &old, true, 4, RETENTION).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("p2/acme/a.json")).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn the_feed_names_what_each_publish_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::open(dir.path()).unwrap();
+        let feed = || async { feed::Feed::load(&storage).await.unwrap().unwrap() };
+        let mut versions = vec![version("acme/a", "1.0.0"), version("acme/b", "1.0.0")];
+        publish_metadata(&storage, "https://repo.example/", &versions, false, 4, RETENTION).await.unwrap();
+        let first = feed().await;
+        let packages: Vec<&str> = first.actions.iter().map(|a| a.package.as_str()).collect();
+        assert_eq!(packages, ["acme/a", "acme/a~dev", "acme/b", "acme/b~dev"]);
+
+        // Nothing changed: the feed is not touched.
+        publish_metadata(&storage, "https://repo.example/", &versions, true, 4, RETENTION).await.unwrap();
+        assert_eq!(feed().await, first);
+
+        // A new version of a, and b gone: one update, two deletes, newer than what a follower saw.
+        versions.push(version("acme/a", "1.1.0"));
+        versions.retain(|v| v.name != "acme/b");
+        publish_metadata(&storage, "https://repo.example/", &versions, true, 4, RETENTION).await.unwrap();
+        let feed::Answer::Changes(body) = feed::Feed::answer(Some(&feed().await), Some(&first.timestamp.to_string()))
+        else {
+            panic!("not an answer")
+        };
+        let actions: Vec<(String, String)> = body["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["type"].as_str().unwrap().to_owned(), a["package"].as_str().unwrap().to_owned()))
+            .collect();
+        let expected = [("update", "acme/a"), ("delete", "acme/b"), ("delete", "acme/b~dev")];
+        assert_eq!(actions, expected.map(|(t, p)| (t.to_owned(), p.to_owned())));
+        assert!(!dir.path().join("p2/acme/b.json").exists());
+        let root: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("packages.json")).unwrap()).unwrap();
+        assert_eq!(root["metadata-changes-url"], "https://repo.example/metadata/changes.json");
     }
 }

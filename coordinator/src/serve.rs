@@ -79,7 +79,14 @@ pub async fn run(
     info!(%address, mode, upstreams = config.upstreams.len(), "serving");
     // The server returns once stopping and its open connections are closed: no new hooks; then
     // running builds wind down.
-    crate::http::serve(listener, crate::http::router(state), &config.serve, stopping.clone()).await;
+    let router = match hosted(&config, &farm)? {
+        Some(hosted) => {
+            info!(base_url = %config.repository.base_url, "serving the repository");
+            Arc::new(hosted).route(crate::http::router(state))
+        }
+        None => crate::http::router(state),
+    };
+    crate::http::serve(listener, router, &config.serve, stopping.clone()).await;
     info!("no longer accepting hooks; finishing builds in flight");
     while let Some(joined) = tasks.join_next().await {
         if let Err(error) = joined {
@@ -92,6 +99,20 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// The output folder to serve: with `serve.repository` and a local folder (a bucket is served by
+/// its own server).
+fn hosted(config: &FarmConfig, farm: &Farm) -> anyhow::Result<Option<crate::hosting::Hosted>> {
+    match farm.storage() {
+        shared::storage::AnyStorage::Local(local) if config.serve.repository => {
+            let root = local.root();
+            let hosted = crate::hosting::Hosted::new(root, &config.repository.base_url)
+                .with_context(|| format!("cannot serve {}", root.display()))?;
+            Ok(Some(hosted))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Opens the farm. Another coordinator may still hold the bucket (a rolling restart, or one killed

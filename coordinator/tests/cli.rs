@@ -150,7 +150,8 @@ fn files(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(dir).unwrap().to_owned();
-                if ![".farm/report.json", ".farm/health.json", ".farm/lock"]
+                // Process state with times and ids, and the change feed (it stamps each publish).
+                if ![".farm/report.json", ".farm/health.json", ".farm/lock", "metadata/changes.json"]
                     .iter()
                     .any(|skip| relative.starts_with(skip))
                 {

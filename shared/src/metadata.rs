@@ -37,6 +37,9 @@ pub struct MetadataFile {
     pub bytes: Vec<u8>,
 }
 
+/// Where the change feed for mirrors is published (advertised as `metadata-changes-url`).
+pub const CHANGES_KEY: &str = "metadata/changes.json";
+
 /// Everything to publish, p2 files first and `packages.json` last (write them in this order).
 pub fn render(base_url: &str, versions: &[PublishedVersion]) -> Vec<MetadataFile> {
     let base = base_url.trim_end_matches('/');
@@ -62,6 +65,7 @@ pub fn render(base_url: &str, versions: &[PublishedVersion]) -> Vec<MetadataFile
     root.insert("packages".to_owned(), Value::Array(Vec::new()));
     root.insert("metadata-url".to_owned(), Value::String(format!("{base}/p2/%package%.json")));
     root.insert("available-packages".to_owned(), Value::Array(names));
+    root.insert("metadata-changes-url".to_owned(), Value::String(format!("{base}/{CHANGES_KEY}")));
     files.push(MetadataFile {
         key: "packages.json".to_owned(),
         bytes: json::stringify_compact(&Value::Object(root)).into_bytes(),

@@ -75,7 +75,8 @@ pub fn archive_rows(packages: &Path) -> String {
 }
 
 /// Every file below `dir` (relative path to bytes), skipping the per-run report, the health
-/// record and the lock file (process state with build ids and times, not repository content).
+/// record and the lock file (process state with build ids and times, not repository content),
+/// and the change feed (its actions carry the time of each publish).
 /// The manifest of a finished build's output folder (snapshot and segments), as JSON.
 pub fn manifest(out: &Path) -> serde_json::Value {
     let manifest = coordinator::manifest::Manifest::read_folder(out).expect("manifest");
@@ -93,7 +94,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 stack.push(path);
             } else {
                 let relative = path.strip_prefix(dir).expect("below dir").to_owned();
-                let state = [".farm/report.json", ".farm/health.json", ".farm/lock"];
+                let state = [".farm/report.json", ".farm/health.json", ".farm/lock", "metadata/changes.json"];
                 if !state.iter().any(|skip| relative == Path::new(skip)) {
                     out.insert(relative, std::fs::read(&path).expect("readable"));
                 }

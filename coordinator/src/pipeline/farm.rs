@@ -12,7 +12,7 @@ use shared::messages::BuildId;
 use shared::storage::s3::S3Storage;
 use shared::storage::{AnyStorage, LocalStorage};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::health::{HealthRecord, HealthReport};
 use crate::manifest::{Manifest, ManifestEntry, UpstreamRecord};
@@ -37,6 +37,8 @@ pub struct Farm {
     builds_started: AtomicU64,
     /// The repository's health over time (`.farm/health.json`).
     health: std::sync::Mutex<HealthRecord>,
+    /// Signs each build's provenance (none configured: no provenance).
+    signer: Option<crate::provenance::Signer>,
 }
 
 impl Farm {
@@ -49,6 +51,10 @@ impl Farm {
         grace: Duration,
     ) -> anyhow::Result<Farm> {
         shared::git::configure(shared::git::GitMemory::of(&config.build));
+        let signer = super::attest::signer(&config)?;
+        if let Some(signer) = &signer {
+            info!(key_id = %signer.key_id(), "builds sign their provenance");
+        }
         let storage = Arc::new(open_storage(&config, out).await?);
         let owner = format!("{}-{}", shared::storage::hostname(), std::process::id());
         let lock = match storage.as_ref() {
@@ -77,6 +83,7 @@ impl Farm {
             stopping,
             grace,
             builds_started: AtomicU64::new(0),
+            signer,
         })
     }
 
@@ -128,6 +135,8 @@ impl Farm {
 
     /// Records archives taken over from an existing repository, and saves the manifest.
     pub async fn record_adopted(&self, entries: Vec<ManifestEntry>) -> anyhow::Result<()> {
+        let ids: Vec<String> =
+            entries.iter().map(|e| crate::manifest::PackageId::new(&e.name, &e.version).to_string()).collect();
         {
             let mut manifest = self.manifest.lock().await;
             for entry in entries {
@@ -135,7 +144,11 @@ impl Farm {
             }
         }
         self.farm_managed.store(true, Ordering::SeqCst);
-        self.save_manifest().await
+        self.save_manifest().await?;
+        let build_id = format!("adopt-{}", self.next_build_id().0);
+        let started_on = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let inputs = serde_json::json!({"adopted": ids.len()});
+        self.attest(super::attest::Attested { build_id: &build_id, started_on: &started_on, inputs, ids }).await
     }
 
     /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
@@ -154,6 +167,19 @@ impl Farm {
                 Err(error).context("cannot save manifest")
             }
         }
+    }
+
+    /// Signs and publishes the provenance of what a build recorded (nothing without a key).
+    pub(super) async fn attest(&self, attested: super::attest::Attested<'_>) -> anyhow::Result<()> {
+        let Some(signer) = &self.signer else { return Ok(()) };
+        let _writing = self.writes.lock().await;
+        let manifest = self.manifest.lock().await;
+        with_retries("publish the provenance", || async {
+            self.lock_check()?;
+            super::attest::publish(self.storage.as_ref(), &self.config, &manifest, signer, attested.clone()).await
+        })
+        .await?;
+        Ok(())
     }
 
     /// Publishes the metadata of the manifest as it is now, and checks its health: with
@@ -193,6 +219,7 @@ impl Farm {
             versions,
             prune,
             uploads,
+            self.config.repository.feed_retention,
         )
         .await?;
         self.farm_managed.store(true, Ordering::Relaxed);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use shared::additional::AdditionalPackage;
 use shared::config::FarmConfig;
-use shared::messages::{BuildId, BuildJob, JobId, SCHEMA_VERSION, Source};
+use shared::messages::{BuildId, BuildJob, JobId};
 use shared::storage::{STATE_PREFIX, Storage};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info};
@@ -174,23 +174,7 @@ impl BuildRun<'_> {
         let mut pending = HashMap::new();
         let mut jobs = Vec::with_capacity(to_build.len());
         for (index, candidate) in to_build.into_iter().enumerate() {
-            let job = BuildJob {
-                schema: SCHEMA_VERSION,
-                job_id: JobId(format!("{}-{index}", self.build_id.0)),
-                build_id: self.build_id.clone(),
-                package: candidate.package.clone(),
-                version: candidate.version.clone(),
-                source: Source {
-                    repo_url: candidate.repo_url.clone(),
-                    git_ref: candidate.tag.clone(),
-                    commit: candidate.commit.to_string(),
-                },
-                content: candidate.content.clone(),
-                composer_json: candidate.composer_json.clone(),
-                target_key: candidate.target_key(),
-                attempt: 1,
-                files: candidate.files.clone(),
-            };
+            let job = candidate.job(&self.build_id, JobId(format!("{}-{index}", self.build_id.0)));
             pending.insert(job.job_id.0.clone(), candidate);
             jobs.push(job);
         }
@@ -226,9 +210,23 @@ impl BuildRun<'_> {
             })
             .await?;
         }
+        farm.attest(super::attest::Attested {
+            build_id: &self.build_id.0,
+            started_on: &self.report.started_at,
+            inputs: serde_json::to_value(&self.report.inputs).expect("inputs serialise"),
+            ids: self.recorded_ids(),
+        })
+        .await?;
         self.report.health = Some(farm.publish(&self.build_id).await?);
         inflight::finish(farm.storage.as_ref(), &upstreams, &unanswered).await;
         self.save_report().await
+    }
+
+    /// `name@version` of every archive this build recorded.
+    fn recorded_ids(&self) -> Vec<String> {
+        let built =
+            self.report.built.iter().map(|b| crate::manifest::PackageId::new(&b.package, &b.version).to_string());
+        built.chain(self.report.resumed.iter().cloned()).collect()
     }
 
     /// Upstreams where every package is published are done at these refs: polling compares

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use git2::Oid;
 use serde::Serialize;
-use shared::messages::Content;
+use shared::messages::{BuildId, BuildJob, Content, JobId, SCHEMA_VERSION, Source};
 
 use crate::manifest::{PackageId, Provenance};
 
@@ -67,6 +67,27 @@ impl Candidate {
     /// taken over everything the archive bytes depend on: tree, composer.json and content rules.
     pub fn target_key(&self) -> String {
         self.key.clone()
+    }
+
+    /// The job that builds it (first attempt).
+    pub fn job(&self, build_id: &BuildId, job_id: JobId) -> BuildJob {
+        BuildJob {
+            schema: SCHEMA_VERSION,
+            job_id,
+            build_id: build_id.clone(),
+            package: self.package.clone(),
+            version: self.version.clone(),
+            source: Source {
+                repo_url: self.repo_url.clone(),
+                git_ref: self.tag.clone(),
+                commit: self.commit.to_string(),
+            },
+            content: self.content.clone(),
+            composer_json: self.composer_json.clone(),
+            target_key: self.target_key(),
+            attempt: 1,
+            files: self.files.clone(),
+        }
     }
 }
 

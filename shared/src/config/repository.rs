@@ -1,9 +1,11 @@
 //! `[repository]`: the published Composer repository, and the check of its base URL.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::de::duration;
 use super::error::ConfigError;
 use super::redact::redact_url;
 
@@ -25,6 +27,19 @@ pub struct RepositoryConfig {
     /// make, replacing its metadata (`--adopt-existing`; refused otherwise).
     #[serde(default)]
     pub adopt_existing: bool,
+    /// How long the change feed (`metadata/changes.json`) keeps an action; a mirror that last
+    /// looked longer ago is told to resync.
+    #[serde(default = "default_feed_retention", with = "duration")]
+    pub feed_retention: Duration,
+    /// Private ed25519 key (PKCS#8 PEM, or a 32-byte seed in hex or base64) that signs each
+    /// build's provenance; `FARM_PROVENANCE_KEY` (the key itself) takes precedence. Without
+    /// either, builds publish no provenance.
+    #[serde(default)]
+    pub provenance_key: Option<PathBuf>,
+}
+
+fn default_feed_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 /// The published base URL: http(s) with a host, no credentials, query or fragment (every dist URL

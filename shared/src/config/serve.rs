@@ -79,6 +79,10 @@ pub struct ServeConfig {
     /// Bearer token of `/hooks/trigger`; absent turns it off.
     #[serde(default)]
     pub trigger_token: Option<Secret>,
+    /// Also serve the repository itself (packages.json, p2/, archives, provenance and the change
+    /// feed) from the output folder, when the storage is a local folder.
+    #[serde(default = "default_true")]
+    pub repository: bool,
 }
 
 impl Default for ServeConfig {
@@ -97,10 +101,14 @@ impl Default for ServeConfig {
             github_secret: None,
             gitlab_token: None,
             trigger_token: None,
+            repository: true,
         }
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }

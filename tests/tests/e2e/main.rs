@@ -16,4 +16,5 @@ mod hostile_source;
 mod hostile_trees;
 mod parity;
 mod tidy;
+mod trust;
 mod versions;

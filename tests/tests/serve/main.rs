@@ -4,6 +4,7 @@
 
 mod distributed;
 mod hostile;
+mod repository;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ impl Served {
         let config = dir.path().join("farm.toml");
         let text = format!(
             r#"[repository]
-base_url = "http://127.0.0.1:9/repo/"
+base_url = "http://127.0.0.1:{port}/repo/"
 output = "{out}"
 
 [build]
