@@ -19,6 +19,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use shared::additional::AdditionalPackage;
+use shared::archive::ArchiveDigest;
 use shared::config::FarmConfig;
 use shared::git::GitCache;
 use shared::messages::{BuildId, JobId};
@@ -328,21 +329,27 @@ impl<'a> Checker<'a> {
             Ok(published) => published,
             Err(reason) => return Outcome::Unreadable { reason },
         };
-        compare(&published, &rebuilt).await
+        compare(published, &rebuilt).await
     }
 
     /// The rebuilt archive, or why there is none.
     async fn rebuilt(&self, listed: &Listed, recipe: Recipe) -> Result<Rebuilt, Outcome> {
         match recipe {
             Recipe::Gone(reason) => Err(Outcome::Unrebuildable { reason }),
-            Recipe::Prebuilt(package) => Ok(Rebuilt::Kept(package.path)),
+            Recipe::Prebuilt(package) => {
+                let (size, sha256) = (package.size, package.sha256.clone());
+                Ok(Rebuilt { file: RebuiltFile::Kept(package.path), size, sha256 })
+            }
             Recipe::Build(candidate) => {
                 let _slot = self.builds.acquire().await.expect("semaphore never closed");
                 let job = candidate.job(&self.build_id, JobId(listed.id()));
                 let (cache, scratch) = (Arc::clone(&self.cache), self.scratch.clone());
                 let built = tokio::task::spawn_blocking(move || worker::build_archive(&cache, &job, &scratch)).await;
                 match built {
-                    Ok(Ok(built)) => Ok(Rebuilt::Built(built.file)),
+                    Ok(Ok(built)) => {
+                        let (size, sha256) = (built.digest.size, built.digest.sha256);
+                        Ok(Rebuilt { file: RebuiltFile::Built(built.file), size, sha256 })
+                    }
                     Ok(Err(error)) => Err(Outcome::Unrebuildable { reason: format!("the rebuild failed: {error}") }),
                     Err(error) => Err(Outcome::Unrebuildable { reason: format!("the rebuild panicked: {error}") }),
                 }
@@ -350,48 +357,56 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Downloads the published archive into scratch space.
-    async fn download(&self, url: &str) -> Result<tempfile::TempPath, String> {
+    /// Downloads the published archive into scratch space, hashing it on the way.
+    async fn download(&self, url: &str) -> Result<(tempfile::TempPath, ArchiveDigest), String> {
         let temp =
             tempfile::NamedTempFile::new_in(&self.scratch).map_err(|e| format!("cannot create a temp file: {e}"))?;
         let mut file = temp.as_file().try_clone().map_err(|e| format!("cannot open a temp file: {e}"))?;
         match self.source.archive(url, &mut file).await {
-            Ok(Some(_)) => Ok(temp.into_temp_path()),
+            Ok(Some(digest)) => Ok((temp.into_temp_path(), digest)),
             Ok(None) => Err(format!("{url} does not exist")),
             Err(error) => Err(error.to_string()),
         }
     }
 }
 
-/// A rebuilt archive: a temp file, or a prebuilt archive where it lies.
-enum Rebuilt {
+/// A rebuilt archive and its digest.
+struct Rebuilt {
+    file: RebuiltFile,
+    size: u64,
+    sha256: String,
+}
+
+/// Where a rebuilt archive is: a temp file, or a prebuilt archive where it lies.
+enum RebuiltFile {
     Built(tempfile::TempPath),
     Kept(PathBuf),
 }
 
 impl Rebuilt {
     fn path(&self) -> &Path {
-        match self {
-            Rebuilt::Built(path) => path,
-            Rebuilt::Kept(path) => path,
+        match &self.file {
+            RebuiltFile::Built(path) => path,
+            RebuiltFile::Kept(path) => path,
         }
     }
 }
 
-/// Compares the published archive with the rebuilt one: bytes first, then what differs.
-async fn compare(published: &tempfile::TempPath, rebuilt: &Rebuilt) -> Outcome {
-    let (left, right) = (published.to_path_buf(), rebuilt.path().to_path_buf());
-    tokio::task::spawn_blocking(move || compare_files(&left, &right))
+/// Compares the published archive with the rebuilt one: size and SHA-256 first (both hashed as
+/// they were written), then, when they differ, what differs (streamed, never read whole).
+async fn compare(published: (tempfile::TempPath, ArchiveDigest), rebuilt: &Rebuilt) -> Outcome {
+    let (file, digest) = published;
+    if digest.size == rebuilt.size && digest.sha256 == rebuilt.sha256 {
+        return Outcome::Reproduced;
+    }
+    let right = rebuilt.path().to_path_buf();
+    tokio::task::spawn_blocking(move || differences(&file, &right))
         .await
         .unwrap_or_else(|error| Outcome::Unreadable { reason: format!("the comparison panicked: {error}") })
 }
 
-fn compare_files(published: &Path, rebuilt: &Path) -> Outcome {
-    match (std::fs::read(published), std::fs::read(rebuilt)) {
-        (Ok(left), Ok(right)) if left == right => return Outcome::Reproduced,
-        (Err(error), _) | (_, Err(error)) => return Outcome::Unreadable { reason: error.to_string() },
-        _ => {}
-    }
+/// What differs between two archives whose bytes differ.
+fn differences(published: &Path, rebuilt: &Path) -> Outcome {
     let limits = ContentLimits::default();
     let left = match contents::read_archive(published, &limits) {
         Ok(left) => left,

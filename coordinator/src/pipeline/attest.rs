@@ -44,6 +44,11 @@ pub fn signer(config: &FarmConfig) -> anyhow::Result<Option<Signer>> {
     }
 }
 
+/// The manifest entries of `ids` (those it has), to sign without holding the manifest.
+pub fn entries_of(manifest: &Manifest, ids: &[String]) -> Vec<ManifestEntry> {
+    ids.iter().filter_map(|id| manifest.packages.get(id).cloned()).collect()
+}
+
 /// What one statement covers.
 #[derive(Debug, Clone)]
 pub struct Attested<'a> {
@@ -61,11 +66,11 @@ pub struct Attested<'a> {
 pub async fn publish(
     storage: &impl Storage,
     config: &FarmConfig,
-    manifest: &Manifest,
+    entries: &[ManifestEntry],
     signer: &Signer,
     attested: Attested<'_>,
 ) -> anyhow::Result<Option<String>> {
-    let entries: Vec<&ManifestEntry> = attested.ids.iter().filter_map(|id| manifest.packages.get(id)).collect();
+    let entries: Vec<&ManifestEntry> = entries.iter().collect();
     if entries.is_empty() {
         return Ok(None);
     }

@@ -173,10 +173,11 @@ impl Farm {
     pub(super) async fn attest(&self, attested: super::attest::Attested<'_>) -> anyhow::Result<()> {
         let Some(signer) = &self.signer else { return Ok(()) };
         let _writing = self.writes.lock().await;
-        let manifest = self.manifest.lock().await;
+        // A copy of what is signed: the manifest is never held across storage I/O.
+        let entries = super::attest::entries_of(&*self.manifest.lock().await, &attested.ids);
         with_retries("publish the provenance", || async {
             self.lock_check()?;
-            super::attest::publish(self.storage.as_ref(), &self.config, &manifest, signer, attested.clone()).await
+            super::attest::publish(self.storage.as_ref(), &self.config, &entries, signer, attested.clone()).await
         })
         .await?;
         Ok(())

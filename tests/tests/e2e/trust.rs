@@ -253,3 +253,47 @@ async fn provenance_is_signed_per_build_and_verify_checks_every_archive_against_
         tampered.summary()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adoption_is_signed_too() {
+    let temp = tempfile::tempdir().unwrap();
+    let (upstream_base, _upstream) = shop(temp.path());
+    let port = tests::free_port();
+    let base = format!("http://127.0.0.1:{port}/");
+    let config_path = temp.path().join("farm.toml");
+    write_shop_config(&config_path, &base);
+    let live = temp.path().join("live");
+    build(load_config(&config_path, &upstream_base, &temp.path().join("cache"), 2), &live).await;
+    let server = PhpServer::start(&live, port);
+
+    let (private, public) = keys(temp.path(), 9);
+    let mut config = load_config(&config_path, &upstream_base, &temp.path().join("cache"), 2);
+    config.repository.provenance_key = Some(private);
+    let taken = temp.path().join("taken");
+    let farm = coordinator::pipeline::Farm::open(
+        config,
+        &taken,
+        std::sync::Arc::new(coordinator::metrics::Metrics::new()),
+        Default::default(),
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let options = coordinator::adopt::AdoptOptions { concurrency: 2, ..Default::default() };
+    let report = coordinator::adopt::adopt(&farm, &server.url, &options).await.unwrap();
+    farm.close().await;
+    assert_eq!(report.adopted, 2, "{}", report.summary());
+
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(taken.join("provenance/index.json")).unwrap()).unwrap();
+    let statements = index["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{index}");
+    let key = statements[0].as_str().unwrap();
+    assert!(key.starts_with("provenance/adopt-"), "{key}");
+    let verified =
+        coordinator::provenance::open_all(&std::fs::read(taken.join(key)).unwrap(), &Verifier::load(&public).unwrap())
+            .unwrap();
+    let mut names: Vec<String> = verified[0].subjects.iter().map(|s| format!("{}@{}", s.name, s.version)).collect();
+    names.sort();
+    assert_eq!(names, ["acme/a@1.0.0", "acme/b@1.0.0"]);
+}
