@@ -3,12 +3,14 @@
 //! Composer metadata.
 //!
 //! Modules in reading order, as a package flows: [`plan`] (config and git to a plan) →
-//! [`pipeline`] (the build: jobs, results, recording) → [`dispatch`] (to the workers and back) →
-//! [`manifest`] (what is published) → [`publish`] (Composer metadata, last) → [`health`] (does
-//! what was published install) → [`report`]. Then what the always-on coordinator adds: [`lock`],
-//! [`metrics`], [`hooks`], [`triggers`], [`status`], [`http`], [`serve`]; reading, taking over and
-//! checking repositories: [`fetch`], [`listing`], [`adopt`], [`verify`], [`contents`] (archives
-//! compared by content), [`parity`] (two repositories compared), [`check`]; and the [`cli`].
+//! [`pipeline`] (the build: jobs, results, recording, signed [`provenance`]) → [`dispatch`] (to
+//! the workers and back) → [`manifest`] (what is published) → [`publish`] (Composer metadata and
+//! the change [`feed`], last) → [`health`] (does what was published install) → [`report`]. Then
+//! what the always-on coordinator adds: [`lock`], [`metrics`], [`hooks`], [`triggers`],
+//! [`status`], [`http`], [`hosting`] and [`files`] (the repository served), [`serve`]; reading,
+//! taking over and checking repositories: [`fetch`], [`listing`], [`adopt`], [`verify`],
+//! [`rebuild`] (reproduced from git), [`contents`] (archives compared by content), [`parity`]
+//! (two repositories compared), [`check`]; and the [`cli`].
 
 pub mod plan;
 pub mod pipeline;
