@@ -43,7 +43,7 @@ fi
 
 cargo build --release -q -p coordinator
 ./target/release/coordinator build --config examples/sample.toml --upstream-base "$work" --out "$out" "$@"
-serve_cmd=(./target/release/coordinator serve --config examples/sample.toml --upstream-base "$work" --out "$out")
+serve_cmd=(./target/release/coordinator serve --repository --config examples/sample.toml --upstream-base "$work" --out "$out")
 echo "repository written to $out" >&2
 echo "in a project: composer config repositories.sample composer http://127.0.0.1:8080/ && composer config secure-http false && composer require sample/suite" >&2
 if [ "$serve" = 1 ]; then

@@ -252,6 +252,10 @@ pub struct ServeArgs {
     /// Address to listen on (default: the config's `serve.listen`, else 127.0.0.1:8080).
     #[arg(long, env = "FARM_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Also serve the repository (the output folder) under the base URL's path, embedded mode
+    /// only (as `serve.repository = true`).
+    #[arg(long)]
+    pub repository: bool,
 }
 
 /// Options shared by `build` and `plan`.
@@ -375,6 +379,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         options.config.serve.listen = listen;
         options.config.validate()?;
     }
+    options.config.serve.repository |= args.repository;
     let shutdown = shared::shutdown::on_signals_or_warn(SERVE_SIGNAL_NOTICES);
     let listen = options.config.serve.listen;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

@@ -9,10 +9,13 @@
 //! - gets one `resync` action when `T` is older than `retained-from`;
 //! - gets a 400 `{error, timestamp}` when `T` is missing or not a number.
 //!
-//! Times are unix time in ten-thousandths of a second, as Packagist's, but only opaque to
-//! clients: each change is stamped after the last (never equal, never lower), and `timestamp` is
-//! the feed's own last stamp, not the clock, so an action written after an answer always has a
-//! higher time than the `timestamp` that answer gave.
+//! As Packagist's: `timestamp` and `since` are unix time in ten-thousandths of a second (opaque to
+//! clients), an action's `time` is unix seconds. Each publish is stamped after the last (never
+//! equal, never lower) and before it writes a file, so no action's `time` is later than the
+//! `Last-Modified` of the file it names (composer/mirror re-fetches until it is not). An
+//! answer's `timestamp` is the feed's own last stamp, not the clock, so an action written after
+//! an answer always has a higher stamp than the `timestamp` that answer gave. Each action also
+//! keeps its `stamp`, which `since` is compared with.
 //!
 //! A static web server returns the file whatever `since` is: a mirror then sees every retained
 //! action (re-fetching a file it has costs a 304) and compares `since` with `retained-from`
@@ -48,8 +51,10 @@ pub struct Action {
     pub kind: Kind,
     /// `vendor/name`, `vendor/name~dev`, or `*` (resync).
     pub package: String,
-    /// When (the feed's stamp).
+    /// When, in unix seconds.
     pub time: u64,
+    /// When, as the feed's stamp (what `since` is compared with).
+    pub stamp: u64,
 }
 
 /// The stored feed.
@@ -117,15 +122,16 @@ impl Feed {
         }
         let changes: HashMap<String, Kind> = changes.into_iter().collect();
         feed.actions.retain(|action| !changes.contains_key(&action.package));
+        let time = stamp / 10_000;
         let mut added: Vec<Action> =
-            changes.into_iter().map(|(package, kind)| Action { kind, package, time: stamp }).collect();
+            changes.into_iter().map(|(package, kind)| Action { kind, package, time, stamp }).collect();
         added.sort_by(|a, b| a.package.cmp(&b.package));
         feed.actions.extend(added);
         feed.timestamp = stamp;
         let horizon = stamp.saturating_sub(retention.as_secs().saturating_mul(10_000));
-        if let Some(dropped) = feed.actions.iter().filter(|a| a.time < horizon).map(|a| a.time).max() {
+        if let Some(dropped) = feed.actions.iter().filter(|a| a.stamp < horizon).map(|a| a.stamp).max() {
             feed.retained_from = feed.retained_from.max(dropped);
-            feed.actions.retain(|a| a.time >= horizon);
+            feed.actions.retain(|a| a.stamp >= horizon);
         }
         feed
     }
@@ -143,10 +149,13 @@ impl Feed {
         let Some(feed) = feed else {
             return Answer::Changes(serde_json::json!({"actions": [], "timestamp": 0}));
         };
-        let actions = if since < feed.retained_from {
-            vec![Action { kind: Kind::Resync, package: "*".to_owned(), time: feed.timestamp }]
+        // Older than what is kept, or newer than anything this feed stamped (a feed started
+        // anew): the follower cannot know what it missed.
+        let actions = if since < feed.retained_from || since > feed.timestamp {
+            let time = feed.timestamp / 10_000;
+            vec![Action { kind: Kind::Resync, package: "*".to_owned(), time, stamp: feed.timestamp }]
         } else {
-            feed.actions.iter().filter(|a| a.time > since).cloned().collect()
+            feed.actions.iter().filter(|a| a.stamp > since).cloned().collect()
         };
         Answer::Changes(serde_json::json!({"actions": actions, "timestamp": feed.timestamp}))
     }

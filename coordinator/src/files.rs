@@ -276,7 +276,7 @@ fn http_date_seconds(value: &HeaderValue) -> Option<u64> {
 }
 
 /// Whether `Accept-Encoding` accepts gzip (by name or `*`) with a quality above 0.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     let (mut gzip, mut any) = (None, None);
     for value in headers.get_all(header::ACCEPT_ENCODING) {
         let Ok(list) = value.to_str() else { continue };

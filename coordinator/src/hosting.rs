@@ -3,6 +3,7 @@
 //! `.farm/` or outside the folder), and the change feed answered per `?since=` (see
 //! [`crate::feed`]).
 
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,26 +44,45 @@ impl Hosted {
             return (StatusCode::NOT_FOUND, "not found\n").into_response();
         };
         if inside == format!("/{FEED_KEY}") && matches!(*request.method(), Method::GET | Method::HEAD) {
-            return self.feed(request.uri().query()).await;
+            let gzip = crate::files::accepts_gzip(request.headers());
+            return self.feed(request.uri().query(), gzip).await;
         }
         self.files.respond(request.method(), inside, request.headers()).await
     }
 
-    /// The feed's answer to `?since=` (the stored feed, read at each request).
-    async fn feed(&self, query: Option<&str>) -> Response {
+    /// The feed's answer to `?since=` (the stored feed, read at each request), gzipped when the
+    /// client accepts it (composer/mirror asks for it).
+    async fn feed(&self, query: Option<&str>, gzip: bool) -> Response {
         let since =
             query.into_iter().flat_map(|q| url::form_urlencoded::parse(q.as_bytes())).find(|(k, _)| k == "since");
         let since = since.map(|(_, value)| value.into_owned());
         let stored = match self.files.resolve(&format!("/{FEED_KEY}")) {
-            Some(path) => tokio::fs::read(path).await.ok().and_then(|bytes| Feed::parse(&bytes)),
+            Some(path) => match tokio::fs::read(path).await {
+                Ok(bytes) => Feed::parse(&bytes),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+                // Not "no feed": that would send every follower to a full resync.
+                Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "the change feed cannot be read\n").into_response(),
+            },
             None => None,
         };
         let (status, body) = match Feed::answer(stored.as_ref(), since.as_deref()) {
             Answer::Changes(body) => (StatusCode::OK, body),
             Answer::BadRequest(body) => (StatusCode::BAD_REQUEST, body),
         };
-        let mut response = (status, axum::Json(body)).into_response();
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let bytes = serde_json::to_vec(&body).expect("feed answers serialise");
+        let mut response = if gzip {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let zipped = encoder.write_all(&bytes).and_then(|()| encoder.finish()).expect("gzip into memory");
+            let mut response = (status, zipped).into_response();
+            response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        } else {
+            (status, bytes).into_response()
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         response
     }
 }

@@ -55,6 +55,11 @@ const REMEMBERED_DELIVERIES: usize = 10_000;
 /// send a few KiB; browsers opening the status page may bring cookies.
 const MAX_HEAD: usize = 32 * 1024;
 
+/// Bytes an answer's body must progress by within `idle_timeout` (about 1 KiB/s at the default
+/// 60 s) for its connection to stay open: a client that takes a byte now and then cannot hold a
+/// slot for ever.
+const MIN_PROGRESS: usize = 64 * 1024;
+
 /// Largest read buffer of a connection: bounds the body bytes a connection holds before the
 /// handler takes them.
 const READ_BUFFER: usize = 64 * 1024;
@@ -595,12 +600,18 @@ enum Phase {
 /// A connection's phase and since when, shared by its reads, its service and its watchdog.
 struct Clock {
     state: Mutex<(Phase, Instant)>,
+    /// Bytes sent since the `Sending` deadline was last moved.
+    unsent_credit: std::sync::atomic::AtomicUsize,
     changed: Notify,
 }
 
 impl Clock {
     fn new() -> Clock {
-        Clock { state: Mutex::new((Phase::Head, Instant::now())), changed: Notify::new() }
+        Clock {
+            state: Mutex::new((Phase::Head, Instant::now())),
+            unsent_credit: AtomicUsize::new(0),
+            changed: Notify::new(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, (Phase, Instant)> {
@@ -609,6 +620,7 @@ impl Clock {
 
     fn enter(&self, phase: Phase) {
         *self.state() = (phase, Instant::now());
+        self.unsent_credit.store(0, Ordering::Release);
         self.changed.notify_one();
     }
 
@@ -622,10 +634,16 @@ impl Clock {
         }
     }
 
-    /// Bytes were sent: a download that progresses is not cut.
-    fn bytes_written(&self) {
+    /// `written` bytes were sent: a download that progresses by [`MIN_PROGRESS`] bytes per
+    /// `idle_timeout` is not cut; one that trickles slower is, like an idle connection.
+    fn bytes_written(&self, written: usize) {
+        let sent = self.unsent_credit.fetch_add(written, Ordering::AcqRel) + written;
+        if sent < MIN_PROGRESS {
+            return;
+        }
         let mut state = self.state();
         if state.0 == Phase::Sending {
+            self.unsent_credit.store(0, Ordering::Release);
             state.1 = Instant::now();
             drop(state);
             self.changed.notify_one();
@@ -723,8 +741,8 @@ impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
-            this.clock.bytes_written();
+        if let Poll::Ready(Ok(written)) = polled {
+            this.clock.bytes_written(written);
         }
         polled
     }
@@ -736,8 +754,8 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
-            this.clock.bytes_written();
+        if let Poll::Ready(Ok(written)) = polled {
+            this.clock.bytes_written(written);
         }
         polled
     }
@@ -866,5 +884,25 @@ mod tests {
         clock.bytes_read();
         assert_eq!(clock.phase(), Phase::Head);
         assert!(clock.deadline(timeouts).unwrap() < idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_download_stays_open_only_while_it_progresses() {
+        let timeouts = Timeouts { header: Duration::from_secs(10), idle: Duration::from_secs(60) };
+        let clock = Clock::new();
+        clock.enter(Phase::Sending);
+        let first = clock.deadline(timeouts).unwrap();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // A trickle does not move the deadline.
+        clock.bytes_written(MIN_PROGRESS - 1);
+        assert_eq!(clock.deadline(timeouts), Some(first));
+        // Progress does.
+        clock.bytes_written(1);
+        assert_eq!(clock.deadline(timeouts), Some(first + Duration::from_secs(30)));
+        // Bytes after the body was sent keep the connection idle.
+        clock.enter(Phase::Idle);
+        let idle = clock.deadline(timeouts);
+        clock.bytes_written(MIN_PROGRESS);
+        assert_eq!(clock.deadline(timeouts), idle);
     }
 }

@@ -486,11 +486,12 @@ fn read_statement(payload: Vec<u8>) -> Result<Verified, ProvenanceError> {
     Ok(Verified { build_id, subjects, statement })
 }
 
-/// One statement subject, `name@version` split at the last '@'.
+/// One statement subject, `name@version` split at the first '@' (a Composer name has none, a
+/// branch version may: `dev-fix@2`).
 fn verified_subject(subject: &Value) -> Result<VerifiedSubject, ProvenanceError> {
     let full = str_at(subject, "/name")?;
     let (name, version) = full
-        .rsplit_once('@')
+        .split_once('@')
         .filter(|(name, version)| !name.is_empty() && !version.is_empty())
         .ok_or_else(|| not_a_statement(&format!("subject \"{}\" is not name@version", shown(full))))?;
     let optional = |pointer: &str| subject.pointer(pointer).and_then(Value::as_str).map(str::to_owned);

@@ -6,7 +6,9 @@
 //! the index and writes only the files whose bytes differ, `storage.uploads` at a time,
 //! `packages.json` last (so clients never see a root that names a file not yet written). A file
 //! the index does not know (a first build, an index lost or deleted by an operator, a file whose
-//! write a crash interrupted) is compared with what storage holds instead, once.
+//! write a crash interrupted) is written again, and the change feed names it: a crashed publish
+//! may have written it without telling the feed, and its `Last-Modified` must not be older than
+//! the feed's action.
 //!
 //! Crash safety: before writing, the index is saved without the keys about to change; after, with
 //! their new digests. An index therefore never vouches for bytes that are not in storage.
@@ -58,8 +60,6 @@ impl Index {
 pub struct Published {
     /// Files written.
     pub written: usize,
-    /// Files read back from storage because the index did not know them.
-    pub compared: usize,
     /// Files removed (names with no version left).
     pub removed: usize,
 }
@@ -90,43 +90,28 @@ pub async fn publish_metadata(
             candidates.push((file, digest));
         }
     }
-    // Files the index does not know: what storage holds decides.
     let mut published = Published::default();
-    let unknown: Vec<usize> =
-        candidates.iter().enumerate().filter(|(_, (f, _))| !index.files.contains_key(&f.key)).map(|(i, _)| i).collect();
-    published.compared = unknown.len();
-    let same: HashSet<usize> = futures_util::stream::iter(unknown)
-        .map(|i| {
-            let file = &candidates[i].0;
-            async move {
-                Ok::<_, anyhow::Error>((storage.get(&file.key).await?.as_deref() == Some(&file.bytes[..])).then_some(i))
-            }
-        })
-        .buffer_unordered(uploads.max(1))
-        .try_filter_map(|found| async move { Ok(found) })
-        .try_collect()
-        .await?;
-    let mut changes = Vec::new();
-    // Mirrors re-fetch every p2 file written, and every one this publish could not vouch for
-    // (a crashed publish may have written it without telling the feed).
-    let mut feed_changes: Vec<(String, feed::Kind)> = Vec::new();
-    for (i, (file, digest)) in candidates.into_iter().enumerate() {
-        if let Some(package) = feed::package_of(&file.key) {
-            feed_changes.push((package.to_owned(), feed::Kind::Update));
-        }
-        if same.contains(&i) {
-            index.files.insert(file.key, digest);
-        } else {
-            changes.push((file, digest));
-        }
-    }
+    // Mirrors re-fetch every p2 file written. A file the index does not know (one a crashed
+    // publish may have written without telling the feed) is written again, so that its
+    // Last-Modified is not older than the action that names it.
+    let feed_changes_of = |files: &[(MetadataFile, String)]| -> Vec<(String, feed::Kind)> {
+        files
+            .iter()
+            .filter_map(|(file, _)| feed::package_of(&file.key))
+            .map(|p| (p.to_owned(), feed::Kind::Update))
+            .collect()
+    };
+    let changes = candidates;
+    let mut feed_changes = feed_changes_of(&changes);
     let removed: Vec<&String> = previous_names.iter().filter(|name| !current_names.contains(*name)).collect();
     for name in &removed {
         feed_changes.extend([(name.to_string(), feed::Kind::Delete), (format!("{name}~dev"), feed::Kind::Delete)]);
     }
-    if changes.is_empty() && published.compared == 0 && removed.is_empty() {
+    if changes.is_empty() && removed.is_empty() {
         return Ok(published);
     }
+    // Taken before any file is written: no action is newer than the file it names.
+    let stamp = feed::now();
     // The index stops vouching for what is about to change before anything changes.
     if !changes.is_empty() {
         for (file, _) in &changes {
@@ -139,7 +124,7 @@ pub async fn publish_metadata(
     // The feed names files once they are written, and before the root that lists them.
     let previous_feed = feed::Feed::load(storage).await?;
     if !feed_changes.is_empty() || previous_feed.is_none() {
-        let next = feed::Feed::record(previous_feed, feed_changes, feed::now(), feed_retention);
+        let next = feed::Feed::record(previous_feed, feed_changes, stamp, feed_retention);
         storage.put_replace(feed::FEED_KEY, next.to_bytes()).await.context("cannot write the change feed")?;
     }
     published.written += write_all(storage, root, uploads, &mut index).await?;
@@ -153,7 +138,7 @@ pub async fn publish_metadata(
     }
     storage.flush().await?;
     index.save(storage).await?;
-    info!(written = published.written, compared = published.compared, "metadata published");
+    info!(written = published.written, removed = published.removed, "metadata published");
     Ok(published)
 }
 
@@ -266,9 +251,8 @@ mod tests {
         };
         let mut versions: Vec<PublishedVersion> = (0..50).map(|i| version(&format!("acme/p{i}"), "1.0.0")).collect();
         let first = publish_metadata(&storage, "https://repo.example/", &versions, false, 8, RETENTION).await.unwrap();
-        // 50 p2 files, 50 (empty) ~dev files and packages.json, each compared once (no index
-        // yet) and written.
-        assert_eq!((first.written, first.compared), (101, 101));
+        // 50 p2 files, 50 (empty) ~dev files and packages.json, written (no index yet).
+        assert_eq!(first.written, 101);
         counts(&storage);
 
         // Nothing changed: no metadata file is read or written (but packages.json, read once for
@@ -280,17 +264,18 @@ mod tests {
         // One new version of one package: its p2 file only (the root lists the same names).
         versions.push(version("acme/p7", "1.1.0"));
         let one = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
-        assert_eq!((one.written, one.compared), (1, 0));
+        assert_eq!(one.written, 1);
         assert_eq!(counts(&storage), (1, 1));
         let p7: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("p2/acme/p7.json")).unwrap()).unwrap();
         assert_eq!(p7["packages"]["acme/p7"].as_array().unwrap().len(), 2);
 
-        // The index is lost: every file is compared with storage once, none is rewritten.
+        // The index is lost: every file is written once more (and named by the feed), then
+        // nothing again.
         std::fs::remove_file(dir.path().join(index_key())).unwrap();
         let lost = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
-        assert_eq!((lost.written, lost.compared), (0, 101));
-        assert_eq!(counts(&storage), (1 + 101, 0));
+        assert_eq!(lost.written, 101);
+        assert_eq!(counts(&storage), (1, 101));
         let after = publish_metadata(&storage, "https://repo.example/", &versions, true, 8, RETENTION).await.unwrap();
         assert_eq!(after, Published::default());
     }

@@ -5,8 +5,9 @@
 //! rebuild exists.
 //!
 //! Each result is appended to a state file (`--state`) as one JSON line as soon as it is known;
-//! a run given the same file skips every name@version it already holds with the same published
-//! sha1, so an interrupted run resumes where it stopped.
+//! a run given the same file skips every name@version it already holds a verdict for
+//! (reproduced, or differs) with the same published sha1, so an interrupted run resumes where it
+//! stopped and what could not be read or rebuilt is tried again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -186,7 +187,10 @@ pub async fn rebuild(config: &FarmConfig, options: &RebuildOptions) -> anyhow::R
     };
     let mut todo = Vec::new();
     for listed in selected {
-        match done.remove(&listed.id()).filter(|c| c.sha1 == listed.version.sha1) {
+        // Only a verdict is kept: what could not be read or rebuilt (an outage, a fetch that
+        // failed) is tried again.
+        let verdict = |c: &Checked| matches!(c.outcome, Outcome::Reproduced | Outcome::Differs { .. });
+        match done.remove(&listed.id()).filter(|c| c.sha1 == listed.version.sha1 && verdict(c)) {
             Some(checked) => report.checked.push(checked),
             None => todo.push(listed),
         }
@@ -329,7 +333,18 @@ impl<'a> Checker<'a> {
             Ok(published) => published,
             Err(reason) => return Outcome::Unreadable { reason },
         };
-        compare(published, &rebuilt).await
+        // Composer refuses an archive whose sha1 is not the metadata's, whatever the rebuild says.
+        let mismatch = (published.1.sha1 != listed.version.sha1).then(|| {
+            format!("the published archive's sha1 is {}, its metadata says {}", published.1.sha1, listed.version.sha1)
+        });
+        match (compare(published, &rebuilt).await, mismatch) {
+            (Outcome::Reproduced, Some(line)) => Outcome::Differs { first: line.clone(), differences: vec![line] },
+            (Outcome::Differs { first, mut differences }, Some(line)) => {
+                differences.push(line);
+                Outcome::Differs { first, differences }
+            }
+            (outcome, _) => outcome,
+        }
     }
 
     /// The rebuilt archive, or why there is none.

@@ -167,9 +167,12 @@ async fn attested_subjects(source: &Source, verifier: &Verifier) -> anyhow::Resu
             Ok(statements) => {
                 for statement in statements {
                     attested.statements += 1;
-                    attested
-                        .subjects
-                        .extend(statement.subjects.into_iter().map(|s| (s.name.to_lowercase(), s.version, s.sha256)));
+                    attested.subjects.extend(
+                        statement
+                            .subjects
+                            .into_iter()
+                            .map(|s| (s.name.to_lowercase(), s.version, s.sha256.to_lowercase())),
+                    );
                 }
             }
             Err(error) => attested.problems.push(format!("{key}: {error}")),

@@ -49,6 +49,10 @@ pub struct ManifestEntry {
     /// The composer.json inside the archive (for metadata; shared with what is published).
     #[serde(with = "shared_map")]
     pub composer: std::sync::Arc<Map<String, Value>>,
+    /// The signed provenance statement that names it (`provenance/<build>.intoto.jsonl`); none
+    /// yet when it was recorded without a key, or by a build that stopped before it signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attested: Option<String>,
 }
 
 /// The stored form of a shared composer.json: the object itself.
@@ -231,6 +235,7 @@ impl ManifestEntry {
             commit,
             tree_id,
             composer: std::sync::Arc::new(composer),
+            attested: None,
         }
     }
 

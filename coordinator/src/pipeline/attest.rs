@@ -1,5 +1,6 @@
-//! Each build's signed provenance, published beside the metadata: the archives the build
-//! recorded (built, resumed, prebuilt or adopted) as subjects, the git refs they were built from
+//! Each build's signed provenance, published beside the metadata: the archives no statement
+//! names yet (those the build recorded: built, resumed, prebuilt or adopted; and those an earlier
+//! build recorded unsigned) as subjects, the git refs they were built from
 //! as materials, signed with the farm's key (see [`crate::provenance`]), at
 //! `provenance/<build id>.intoto.jsonl`, listed in `provenance/index.json` for verifiers.
 //!
@@ -44,9 +45,9 @@ pub fn signer(config: &FarmConfig) -> anyhow::Result<Option<Signer>> {
     }
 }
 
-/// The manifest entries of `ids` (those it has), to sign without holding the manifest.
-pub fn entries_of(manifest: &Manifest, ids: &[String]) -> Vec<ManifestEntry> {
-    ids.iter().filter_map(|id| manifest.packages.get(id).cloned()).collect()
+/// The entries no statement names yet.
+pub fn unsigned(manifest: &Manifest) -> Vec<ManifestEntry> {
+    manifest.packages.values().filter(|entry| entry.attested.is_none()).cloned().collect()
 }
 
 /// What one statement covers.
@@ -58,22 +59,17 @@ pub struct Attested<'a> {
     pub started_on: &'a str,
     /// Its recorded inputs (the report's `inputs`).
     pub inputs: serde_json::Value,
-    /// `name@version` of every archive it recorded.
-    pub ids: Vec<String>,
 }
 
-/// Signs and publishes the statement of `attested`; returns its key (`None`: nothing recorded).
+/// Signs and publishes the statement of `attested` naming `entries`; returns its key.
 pub async fn publish(
     storage: &impl Storage,
     config: &FarmConfig,
     entries: &[ManifestEntry],
     signer: &Signer,
     attested: Attested<'_>,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<String> {
     let entries: Vec<&ManifestEntry> = entries.iter().collect();
-    if entries.is_empty() {
-        return Ok(None);
-    }
     let facts = BuildFacts {
         build_id: attested.build_id.to_owned(),
         started_on: attested.started_on.to_owned(),
@@ -99,7 +95,7 @@ pub async fn publish(
     let bytes = serde_json::to_vec(&index).expect("index serialises");
     storage.put_replace(INDEX_KEY, bytes).await.context("cannot publish the provenance index")?;
     info!(statement = %key, subjects = facts.subjects.len(), key_id = %signer.key_id(), "provenance signed");
-    Ok(Some(key))
+    Ok(key)
 }
 
 fn subject(entry: &ManifestEntry) -> Subject {

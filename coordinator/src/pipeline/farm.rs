@@ -117,9 +117,13 @@ impl Farm {
         self.manifest.lock().await.upstreams.get(upstream).cloned()
     }
 
+    /// A build id that does not repeat: it names the build's provenance statement, which must
+    /// never overwrite an earlier one (the seconds, pid and count alone repeat for farms opened
+    /// in one process, or for containers whose pid is 1, within a second; the nanoseconds do not).
     pub(super) fn next_build_id(&self) -> BuildId {
         let n = self.builds_started.fetch_add(1, Ordering::Relaxed);
-        BuildId(format!("{}-{}-{n}", crate::lock::unix_seconds(), std::process::id()))
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        BuildId(format!("{}-{}-{n}-{:09}", now.as_secs(), std::process::id(), now.subsec_nanos()))
     }
 
     /// Plans the scope, builds what changed, records it and publishes the metadata. Every log
@@ -135,8 +139,7 @@ impl Farm {
 
     /// Records archives taken over from an existing repository, and saves the manifest.
     pub async fn record_adopted(&self, entries: Vec<ManifestEntry>) -> anyhow::Result<()> {
-        let ids: Vec<String> =
-            entries.iter().map(|e| crate::manifest::PackageId::new(&e.name, &e.version).to_string()).collect();
+        let adopted = entries.len();
         {
             let mut manifest = self.manifest.lock().await;
             for entry in entries {
@@ -147,8 +150,8 @@ impl Farm {
         self.save_manifest().await?;
         let build_id = format!("adopt-{}", self.next_build_id().0);
         let started_on = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        let inputs = serde_json::json!({"adopted": ids.len()});
-        self.attest(super::attest::Attested { build_id: &build_id, started_on: &started_on, inputs, ids }).await
+        let inputs = serde_json::json!({"adopted": adopted});
+        self.attest(super::attest::Attested { build_id: &build_id, started_on: &started_on, inputs }).await
     }
 
     /// Saves the manifest as it is now (one save at a time, so a later save never loses to an
@@ -169,18 +172,37 @@ impl Farm {
         }
     }
 
-    /// Signs and publishes the provenance of what a build recorded (nothing without a key).
+    /// Signs what no statement names yet (nothing without a key): what this build recorded, and
+    /// what an earlier build recorded unsigned (no key then, or it stopped before it signed).
+    /// Then records the statement in those entries and saves the manifest, so the next build
+    /// signs only what is new.
     pub(super) async fn attest(&self, attested: super::attest::Attested<'_>) -> anyhow::Result<()> {
         let Some(signer) = &self.signer else { return Ok(()) };
-        let _writing = self.writes.lock().await;
         // A copy of what is signed: the manifest is never held across storage I/O.
-        let entries = super::attest::entries_of(&*self.manifest.lock().await, &attested.ids);
-        with_retries("publish the provenance", || async {
+        let unsigned = super::attest::unsigned(&*self.manifest.lock().await);
+        if unsigned.is_empty() {
+            return Ok(());
+        }
+        let key = {
+            let _writing = self.writes.lock().await;
+            with_retries("publish the provenance", || async {
+                self.lock_check()?;
+                super::attest::publish(self.storage.as_ref(), &self.config, &unsigned, signer, attested.clone()).await
+            })
+            .await?
+        };
+        {
+            let mut manifest = self.manifest.lock().await;
+            for mut entry in unsigned {
+                entry.attested = Some(key.clone());
+                manifest.record(entry);
+            }
+        }
+        with_retries("save the manifest", || async {
             self.lock_check()?;
-            super::attest::publish(self.storage.as_ref(), &self.config, &entries, signer, attested.clone()).await
+            self.save_manifest().await
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Publishes the metadata of the manifest as it is now, and checks its health: with

@@ -214,19 +214,11 @@ impl BuildRun<'_> {
             build_id: &self.build_id.0,
             started_on: &self.report.started_at,
             inputs: serde_json::to_value(&self.report.inputs).expect("inputs serialise"),
-            ids: self.recorded_ids(),
         })
         .await?;
         self.report.health = Some(farm.publish(&self.build_id).await?);
         inflight::finish(farm.storage.as_ref(), &upstreams, &unanswered).await;
         self.save_report().await
-    }
-
-    /// `name@version` of every archive this build recorded.
-    fn recorded_ids(&self) -> Vec<String> {
-        let built =
-            self.report.built.iter().map(|b| crate::manifest::PackageId::new(&b.package, &b.version).to_string());
-        built.chain(self.report.resumed.iter().cloned()).collect()
     }
 
     /// Upstreams where every package is published are done at these refs: polling compares

@@ -80,8 +80,9 @@ pub struct ServeConfig {
     #[serde(default)]
     pub trigger_token: Option<Secret>,
     /// Also serve the repository itself (packages.json, p2/, archives, provenance and the change
-    /// feed) from the output folder, when the storage is a local folder.
-    #[serde(default = "default_true")]
+    /// feed) from the output folder, when the storage is a local folder (`serve --repository`).
+    /// Off by default: the listener takes webhooks and may be reachable from the internet.
+    #[serde(default)]
     pub repository: bool,
 }
 
@@ -101,14 +102,11 @@ impl Default for ServeConfig {
             github_secret: None,
             gitlab_token: None,
             trigger_token: None,
-            repository: true,
+            repository: false,
         }
     }
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }

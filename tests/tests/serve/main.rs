@@ -93,6 +93,7 @@ listen = "127.0.0.1:{port}"
 poll_interval = "{poll}"
 coalesce = "{coalesce}"
 shutdown_grace = "0s"
+repository = true
 {limits}
 github_secret = "{GITHUB_SECRET}"
 gitlab_token = "{GITLAB_TOKEN}"

@@ -154,7 +154,8 @@ fn a_mirror_following_the_feed_ends_with_what_a_full_fetch_gets() {
     let mut mirror = full_fetch(&served);
     assert!(mirror.len() >= 8, "{mirror:?}");
     let resync: Value = get(&format!("{feed}?since=0")).json_body();
-    assert_eq!(resync["actions"], json!([{"type": "resync", "package": "*", "time": since}]));
+    assert_eq!((&resync["actions"][0]["type"], &resync["actions"][0]["package"]), (&json!("resync"), &json!("*")));
+    assert_eq!(resync["actions"].as_array().unwrap().len(), 1, "{resync}");
 
     // A new tag of one module, and a moved branch of another.
     set_module(&mut served.upstream, 1, "1.1.0", "new", 10);
@@ -170,10 +171,15 @@ fn a_mirror_following_the_feed_ends_with_what_a_full_fetch_gets() {
     let mut updated = Vec::new();
     for action in changes["actions"].as_array().unwrap() {
         let package = action["package"].as_str().unwrap().to_owned();
-        assert!(action["time"].as_u64().unwrap() > since, "{changes}");
+        assert!(action["stamp"].as_u64().unwrap() > since, "{changes}");
         match action["type"].as_str().unwrap() {
             "update" => {
                 let answer = get(&served.url(&format!("/repo/p2/{package}.json")));
+                // As composer/mirror checks: the file is not older than the action (seconds).
+                let modified = answer.headers()["last-modified"].to_str().unwrap().to_owned();
+                let modified = httpdate::parse_http_date(&modified).unwrap();
+                let modified = modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                assert!(action["time"].as_u64().unwrap() <= modified, "{action} after {modified}");
                 mirror.insert(package.clone(), answer.bytes().unwrap().to_vec());
             }
             "delete" => {
@@ -189,6 +195,8 @@ fn a_mirror_following_the_feed_ends_with_what_a_full_fetch_gets() {
     assert_eq!(mirror, full_fetch(&served), "the mirror differs from a full fetch");
     since = changes["timestamp"].as_u64().unwrap();
     let quiet: Value = get(&format!("{feed}?since={since}")).json_body();
+    let zipped = served.client.get(format!("{feed}?since={since}")).header("accept-encoding", "gzip").send().unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
     assert_eq!(quiet["actions"], json!([]));
     assert_eq!(quiet["timestamp"].as_u64(), Some(since));
     // The static file a plain web server would serve holds the same actions.
