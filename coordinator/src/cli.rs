@@ -456,9 +456,7 @@ async fn rebuild(args: VerifyArgs) -> anyhow::Result<u8> {
     let _ = std::fs::remove_dir_all(&scratch);
     let report = result?;
     if let Some(path) = &args.rebuild.report {
-        let mut bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
-        bytes.push(b'\n');
-        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        write_report(path, &report)?;
     }
     eprint!("{}", report.summary());
     Ok(if report.is_clean() { 0 } else { 1 })
@@ -471,12 +469,17 @@ async fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let _ = std::fs::remove_dir_all(&scratch);
     let report = result?;
     if let Some(path) = &args.report {
-        let mut bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
-        bytes.push(b'\n');
-        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        write_report(path, &report)?;
     }
     eprint!("{}", report.summary());
     Ok(if report.is_clean() { 0 } else { 1 })
+}
+
+/// Writes a command's report as pretty JSON (`--report FILE`).
+fn write_report(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(report).expect("report serialises");
+    bytes.push(b'\n');
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `serve`: the first SIGTERM/SIGINT stops gracefully (no new hooks, builds in flight finish);

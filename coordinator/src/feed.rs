@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use shared::storage::Storage;
 use tracing::warn;
 
+/// Feed stamps per second (Packagist's ten-thousandths).
+const TICKS_PER_SECOND: u64 = 10_000;
+
 /// Where the feed is published, relative to the repository root.
 pub use shared::metadata::CHANGES_KEY as FEED_KEY;
 
@@ -81,7 +84,7 @@ pub enum Answer {
 /// The clock as a feed time.
 pub fn now() -> u64 {
     let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    since_epoch.as_secs() * 10_000 + u64::from(since_epoch.subsec_micros() / 100)
+    since_epoch.as_secs() * TICKS_PER_SECOND + u64::from(since_epoch.subsec_micros() / 100)
 }
 
 impl Feed {
@@ -122,13 +125,13 @@ impl Feed {
         }
         let changes: HashMap<String, Kind> = changes.into_iter().collect();
         feed.actions.retain(|action| !changes.contains_key(&action.package));
-        let time = stamp / 10_000;
+        let time = stamp / TICKS_PER_SECOND;
         let mut added: Vec<Action> =
             changes.into_iter().map(|(package, kind)| Action { kind, package, time, stamp }).collect();
         added.sort_by(|a, b| a.package.cmp(&b.package));
         feed.actions.extend(added);
         feed.timestamp = stamp;
-        let horizon = stamp.saturating_sub(retention.as_secs().saturating_mul(10_000));
+        let horizon = stamp.saturating_sub(retention.as_secs().saturating_mul(TICKS_PER_SECOND));
         if let Some(dropped) = feed.actions.iter().filter(|a| a.stamp < horizon).map(|a| a.stamp).max() {
             feed.retained_from = feed.retained_from.max(dropped);
             feed.actions.retain(|a| a.stamp >= horizon);
@@ -152,7 +155,7 @@ impl Feed {
         // Older than what is kept, or newer than anything this feed stamped (a feed started
         // anew): the follower cannot know what it missed.
         let actions = if since < feed.retained_from || since > feed.timestamp {
-            let time = feed.timestamp / 10_000;
+            let time = feed.timestamp / TICKS_PER_SECOND;
             vec![Action { kind: Kind::Resync, package: "*".to_owned(), time, stamp: feed.timestamp }]
         } else {
             feed.actions.iter().filter(|a| a.stamp > since).cloned().collect()
@@ -171,7 +174,7 @@ mod tests {
     use super::*;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
-    const TICKS_PER_DAY: u64 = 24 * 3600 * 10_000;
+    const TICKS_PER_DAY: u64 = 24 * 3600 * TICKS_PER_SECOND;
 
     fn update(package: &str) -> (String, Kind) {
         (package.to_owned(), Kind::Update)

@@ -80,29 +80,23 @@ pub async fn publish_metadata(
     let previous_names = if prune { listed_names(storage).await? } else { Vec::new() };
     let files = shared::metadata::render(base_url, versions);
     let mut current_names = HashSet::new();
-    let mut candidates = Vec::new();
-    for file in files {
-        if let Some(name) = file.key.strip_prefix("p2/").and_then(|k| k.strip_suffix(".json")) {
-            current_names.insert(name.trim_end_matches("~dev").to_owned());
-        }
-        let digest = hex::encode(sha2::Sha256::digest(&file.bytes));
-        if index.files.get(&file.key) != Some(&digest) {
-            candidates.push((file, digest));
-        }
-    }
-    let mut published = Published::default();
+    let mut changes = Vec::new();
     // Mirrors re-fetch every p2 file written. A file the index does not know (one a crashed
     // publish may have written without telling the feed) is written again, so that its
     // Last-Modified is not older than the action that names it.
-    let feed_changes_of = |files: &[(MetadataFile, String)]| -> Vec<(String, feed::Kind)> {
-        files
-            .iter()
-            .filter_map(|(file, _)| feed::package_of(&file.key))
-            .map(|p| (p.to_owned(), feed::Kind::Update))
-            .collect()
-    };
-    let changes = candidates;
-    let mut feed_changes = feed_changes_of(&changes);
+    let mut feed_changes = Vec::new();
+    for file in files {
+        let package = feed::package_of(&file.key).map(str::to_owned);
+        if let Some(package) = &package {
+            current_names.insert(package.trim_end_matches("~dev").to_owned());
+        }
+        let digest = hex::encode(sha2::Sha256::digest(&file.bytes));
+        if index.files.get(&file.key) != Some(&digest) {
+            feed_changes.extend(package.map(|package| (package, feed::Kind::Update)));
+            changes.push((file, digest));
+        }
+    }
+    let mut published = Published::default();
     let removed: Vec<&String> = previous_names.iter().filter(|name| !current_names.contains(*name)).collect();
     for name in &removed {
         feed_changes.extend([(name.to_string(), feed::Kind::Delete), (format!("{name}~dev"), feed::Kind::Delete)]);

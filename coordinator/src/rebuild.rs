@@ -185,11 +185,11 @@ pub async fn rebuild(config: &FarmConfig, options: &RebuildOptions) -> anyhow::R
         Some(path) => load_state(path)?,
         None => HashMap::new(),
     };
+    // Only a verdict is kept: what could not be read or rebuilt (an outage, a fetch that failed)
+    // is tried again.
+    let verdict = |c: &Checked| matches!(c.outcome, Outcome::Reproduced | Outcome::Differs { .. });
     let mut todo = Vec::new();
     for listed in selected {
-        // Only a verdict is kept: what could not be read or rebuilt (an outage, a fetch that
-        // failed) is tried again.
-        let verdict = |c: &Checked| matches!(c.outcome, Outcome::Reproduced | Outcome::Differs { .. });
         match done.remove(&listed.id()).filter(|c| c.sha1 == listed.version.sha1 && verdict(c)) {
             Some(checked) => report.checked.push(checked),
             None => todo.push(listed),
@@ -228,7 +228,7 @@ fn select(versions: Vec<Listed>, only: &[String], sample: Option<usize>) -> Vec<
         chosen.sort_by_cached_key(|listed| sha2::Sha256::digest(listed.id().as_bytes()));
         chosen.truncate(sample);
     }
-    chosen.sort_by_key(Listed::id);
+    chosen.sort_by_cached_key(Listed::id);
     chosen
 }
 

@@ -69,16 +69,15 @@ pub async fn publish(
     signer: &Signer,
     attested: Attested<'_>,
 ) -> anyhow::Result<String> {
-    let entries: Vec<&ManifestEntry> = entries.iter().collect();
     let facts = BuildFacts {
         build_id: attested.build_id.to_owned(),
         started_on: attested.started_on.to_owned(),
         finished_on: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         farm_version: env!("CARGO_PKG_VERSION").to_owned(),
         inputs: attested.inputs,
-        rules: rules(config, &entries),
-        subjects: entries.iter().map(|entry| subject(entry)).collect(),
-        materials: entries.iter().filter_map(|entry| material(entry)).collect(),
+        rules: rules(config, entries),
+        subjects: entries.iter().map(subject).collect(),
+        materials: entries.iter().filter_map(material).collect(),
     };
     let key = statement_key(attested.build_id);
     storage
@@ -118,7 +117,7 @@ fn material(entry: &ManifestEntry) -> Option<Material> {
 }
 
 /// The rules fingerprint of every upstream the entries came from.
-fn rules(config: &FarmConfig, entries: &[&ManifestEntry]) -> BTreeMap<String, String> {
+fn rules(config: &FarmConfig, entries: &[ManifestEntry]) -> BTreeMap<String, String> {
     config
         .upstreams
         .iter()
