@@ -27,7 +27,7 @@ use crate::gitattributes::{self, AttributesFile, EolConversion, Macros};
 use crate::pathcheck::{self, PathRule};
 
 /// How much memory git reads may hold, process-wide (`[build]` `blob_cache_mib`,
-/// `largest_cached_blob_kib`, `pack_map_mib`).
+/// `largest_cached_blob_kib`, `pack_map_mib`, `object_cache_mib`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GitMemory {
     /// Bytes of blob content kept across jobs (0: none).
@@ -37,6 +37,8 @@ pub struct GitMemory {
     /// Bytes of pack files libgit2 keeps mapped at once (it reads packs through mapped windows,
     /// whose touched pages count as the process's resident memory).
     pub pack_map_bytes: u64,
+    /// Bytes of parsed objects libgit2 caches (its object cache's limit, all repositories).
+    pub object_cache_bytes: u64,
 }
 
 impl GitMemory {
@@ -46,6 +48,7 @@ impl GitMemory {
             blob_cache_bytes: build.blob_cache_mib << 20,
             largest_cached_blob: build.largest_cached_blob_kib << 10,
             pack_map_bytes: build.pack_map_mib << 20,
+            object_cache_bytes: build.object_cache_mib << 20,
         }
     }
 }
@@ -82,6 +85,14 @@ fn configure_libgit2() {
         };
         if let Err(error) = set {
             tracing::warn!(%error, "cannot limit libgit2's mapped pack windows");
+        }
+        let cache = libc::ssize_t::try_from(memory().object_cache_bytes).unwrap_or(libc::ssize_t::MAX);
+        // SAFETY: as above (once, before any repository is opened); the option takes one ssize_t
+        // by value, as libgit2's `git_libgit2_opts` documents for GIT_OPT_SET_CACHE_MAX_SIZE.
+        let status =
+            unsafe { libgit2_sys::git_libgit2_opts(libgit2_sys::GIT_OPT_SET_CACHE_MAX_SIZE as libc::c_int, cache) };
+        if status < 0 {
+            tracing::warn!("cannot limit libgit2's object cache");
         }
     });
 }

@@ -35,6 +35,10 @@ pub struct BuildConfig {
     /// MiB of git pack files kept mapped into memory at once.
     #[serde(default = "default_pack_map_mib")]
     pub pack_map_mib: u64,
+    /// MiB of parsed git objects (trees, commits) libgit2 keeps for reuse, process-wide. Its own
+    /// default is 256 MiB, which a long build fills with trees it never reads again.
+    #[serde(default = "default_object_cache_mib")]
+    pub object_cache_mib: u64,
 }
 
 impl Default for BuildConfig {
@@ -47,6 +51,7 @@ impl Default for BuildConfig {
             blob_cache_mib: default_blob_cache_mib(),
             largest_cached_blob_kib: default_largest_cached_blob_kib(),
             pack_map_mib: default_pack_map_mib(),
+            object_cache_mib: default_object_cache_mib(),
         }
     }
 }
@@ -70,7 +75,11 @@ fn default_largest_cached_blob_kib() -> u64 {
 }
 
 fn default_pack_map_mib() -> u64 {
-    64
+    32
+}
+
+fn default_object_cache_mib() -> u64 {
+    4
 }
 
 fn default_upstream_prefix() -> String {
