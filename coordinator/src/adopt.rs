@@ -249,7 +249,13 @@ async fn stage(
     let composer = composer.map_err(|e| format!("{key}: {e}; not adopted"))?;
     let stored = StoredArchive { key, size: digests.size, sha1: digests.sha1, sha256: digests.sha256 };
     let origin = Origin { repo, ..Origin::adopted() };
-    let entry = ManifestEntry::new(item.name.clone(), item.version.clone(), stored, composer, origin);
+    let entry = ManifestEntry::new(
+        item.name.clone(),
+        item.version.clone(),
+        stored,
+        shared::metadata::ComposerJson::of_map(&composer),
+        origin,
+    );
     Ok(Staged { entry, file })
 }
 

@@ -98,10 +98,10 @@ fn add(source: &Source, name: &str, entries: Vec<Map<String, Value>>, listing: &
             source.resolve(&url).map_err(|e| e.to_string())
         };
         let name = composer.get("name").and_then(Value::as_str).unwrap_or(name).to_owned();
-        listing.versions.push(Listed {
-            version: PublishedVersion { name, version, composer: std::sync::Arc::new(composer), key: url, sha1 },
-            dist: resolved,
-        });
+        let composer = shared::metadata::ComposerJson::of_map(&composer);
+        listing
+            .versions
+            .push(Listed { version: PublishedVersion { name, version, composer, key: url, sha1 }, dist: resolved });
     }
 }
 

@@ -225,7 +225,7 @@ mod tests {
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
-            composer: std::sync::Arc::new(composer.as_object().unwrap().clone()),
+            composer: shared::metadata::ComposerJson::of_map(composer.as_object().unwrap()),
             key: format!("packages/{name}-{version}.zip"),
             sha1: "0".repeat(40),
         }

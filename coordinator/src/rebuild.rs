@@ -506,7 +506,7 @@ mod tests {
             version: shared::metadata::PublishedVersion {
                 name: name.to_owned(),
                 version: version.to_owned(),
-                composer: Arc::new(serde_json::Map::new()),
+                composer: shared::metadata::ComposerJson::default(),
                 key: String::new(),
                 sha1: "1".repeat(40),
             },

@@ -46,6 +46,36 @@ pub fn stringify_compact(value: &Value) -> String {
     out
 }
 
+/// [`stringify_compact`] of an object, without wrapping it in a [`Value`] (no copy).
+pub fn stringify_compact_object(map: &Map<String, Value>) -> String {
+    let mut out = String::with_capacity(256);
+    write_compact_object(&mut out, map);
+    out
+}
+
+/// The [`stringify_compact`] text of the value whose [`stringify_pretty`] text is `pretty`,
+/// without parsing it: the two differ only in the whitespace between tokens (strings escape
+/// every control character, so whitespace inside a string is a space, kept).
+pub fn compact_of_pretty(pretty: &str) -> String {
+    let mut out = String::with_capacity(pretty.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in pretty.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Orders object keys the way JavaScript enumerates them: array-index keys first, ascending,
 /// then every other key in insertion order.
 pub fn js_key_order(map: &Map<String, Value>) -> Vec<(&String, &Value)> {
@@ -169,19 +199,21 @@ fn write_compact(out: &mut String, value: &Value) {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in js_key_order(map).into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_compact(out, item);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_compact_object(out, map),
     }
+}
+
+fn write_compact_object(out: &mut String, map: &Map<String, Value>) {
+    out.push('{');
+    for (i, (key, item)) in js_key_order(map).into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_compact(out, item);
+    }
+    out.push('}');
 }
 
 fn indent(out: &mut String, depth: usize) {
@@ -255,6 +287,24 @@ mod tests {
     fn strings_escape_like_javascript() {
         let text = "\"a/b \\u00e9 \\u2028 \\u007f \\u0001 \\t \\\" \\\\ \\ud83d\\ude00\"";
         assert_eq!(roundtrip(text), "\"a/b é \u{2028} \u{7f} \\u0001 \\t \\\" \\\\ 😀\"");
+    }
+
+    #[test]
+    fn the_compact_form_of_the_pretty_text_is_the_compact_text() {
+        let texts = [
+            r#"{"a":[],"b":{},"c":[1,{"d":null}],"e":true}"#,
+            r#"{"s":"two  spaces, a \"quote\" and a \\ {\"x\": [1, 2]}","t":"tab\tnew\nline","n":[1.5,-0,1e21]}"#,
+            r#"{"10":1,"2":{"k v":" ","":""},"empty":"","esc\\":"\\"}"#,
+            "[]",
+            r#""lone string with \" and spaces ""#,
+        ];
+        for text in texts {
+            let value = parse(text).unwrap();
+            assert_eq!(compact_of_pretty(&stringify_pretty(&value)), stringify_compact(&value), "{text}");
+        }
+        let object = parse(texts[1]).unwrap();
+        let map = object.as_object().unwrap();
+        assert_eq!(stringify_compact_object(map), stringify_compact(&object));
     }
 
     #[test]

@@ -7,10 +7,76 @@
 //! archive's sha1, versions are minified with the `composer/2.0` algorithm.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::json;
+
+/// A package's composer.json object as its compact text (`JSON.stringify` form), parsed where it
+/// is read. Every published version keeps one, in the manifest and in what is published from it:
+/// as text it takes a fraction of the memory of a parsed tree (a map and a string per key), which
+/// on a repository of 20,000 versions was tens of MiB. Clones share the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposerJson(Arc<str>);
+
+impl ComposerJson {
+    /// The compact text of `map`.
+    pub fn of_map(map: &Map<String, Value>) -> ComposerJson {
+        ComposerJson(json::stringify_compact_object(map).into())
+    }
+
+    /// The object whose `JSON.stringify(object, null, 2)` text is `pretty` (as the archive
+    /// holds it), without parsing it. The caller vouches that `pretty` is such a text: one
+    /// [`json::stringify_pretty`] wrote.
+    pub fn of_pretty(pretty: &str) -> ComposerJson {
+        ComposerJson(json::compact_of_pretty(pretty).into())
+    }
+
+    /// The compact text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The object, parsed.
+    pub fn to_map(&self) -> Map<String, Value> {
+        // Only objects are ever held (see `of_map`, `of_pretty` and `deserialize`).
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+
+    /// Whether this is the object whose pretty text (`json::stringify_pretty`) is `pretty`.
+    pub fn is_pretty(&self, pretty: &str) -> bool {
+        // Whitespace aside the two texts are the same; an entry a farm before this one stored
+        // may keep its keys or numbers as that farm wrote them, so a mismatch is checked parsed.
+        json::compact_of_pretty(pretty) == *self.0 || json::stringify_pretty_object(&self.to_map()) == pretty
+    }
+}
+
+impl Default for ComposerJson {
+    fn default() -> ComposerJson {
+        ComposerJson(Arc::from("{}"))
+    }
+}
+
+/// Stored as the JSON object itself.
+impl Serialize for ComposerJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.0.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ComposerJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ComposerJson, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let text = raw.get().trim();
+        if !text.starts_with('{') {
+            return Err(serde::de::Error::custom("a composer.json must be an object"));
+        }
+        Ok(ComposerJson(text.into()))
+    }
+}
 
 /// One published version of a package.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +87,7 @@ pub struct PublishedVersion {
     pub version: String,
     /// The package's composer.json as it is inside the archive (shared with the manifest entry
     /// it comes from: publishing copies no composer.json).
-    pub composer: std::sync::Arc<Map<String, Value>>,
+    pub composer: ComposerJson,
     /// Storage key of the archive, relative to the repository root.
     pub key: String,
     /// sha1 of the archive.
@@ -104,11 +170,11 @@ fn version_object(base: &str, version: &PublishedVersion) -> Map<String, Value> 
     if let Ok(normalized) = crate::version::composer_normalize(&version.version) {
         object.insert("version_normalized".to_owned(), Value::String(normalized));
     }
-    for (key, value) in version.composer.iter() {
+    for (key, value) in version.composer.to_map() {
         if key == "name" || key == "version" || key == "dist" || key == "source" || value.is_null() {
             continue;
         }
-        object.insert(key.clone(), value.clone());
+        object.insert(key, value);
     }
     let mut dist = Map::new();
     dist.insert("type".to_owned(), Value::String("zip".to_owned()));
@@ -185,10 +251,35 @@ mod tests {
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
-            composer: std::sync::Arc::new(composer),
+            composer: ComposerJson::of_map(&composer),
             key: format!("packages/{name}-{version}.zip"),
             sha1: "ab".repeat(20),
         }
+    }
+
+    #[test]
+    fn composer_json_is_kept_as_compact_text_and_stored_as_the_object() {
+        let pretty = json::stringify_pretty(&serde_json::json!({"name": "acme/a", "require": {"php": "^8 || ^7.4"}}));
+        let composer = ComposerJson::of_pretty(&pretty);
+        assert_eq!(composer.as_str(), r#"{"name":"acme/a","require":{"php":"^8 || ^7.4"}}"#);
+        assert_eq!(composer, ComposerJson::of_map(&composer.to_map()));
+        assert!(composer.is_pretty(&pretty));
+        assert!(!composer.is_pretty(&pretty.replace("^8 ", "^9 ")));
+
+        #[derive(Serialize, Deserialize)]
+        struct Holder {
+            composer: ComposerJson,
+        }
+        let stored = serde_json::to_string(&Holder { composer: composer.clone() }).unwrap();
+        assert_eq!(stored, format!(r#"{{"composer":{}}}"#, composer.as_str()));
+        assert_eq!(serde_json::from_str::<Holder>(&stored).unwrap().composer, composer);
+        for not_an_object in [r#"{"composer":[1]}"#, r#"{"composer":"{}"}"#, r#"{"composer":{"a":}}"#] {
+            assert!(serde_json::from_str::<Holder>(not_an_object).is_err(), "{not_an_object}");
+        }
+        // A manifest an older farm wrote keeps its keys in its own order: still the same object.
+        let legacy: Holder = serde_json::from_str(r#"{"composer":{"b":1.0,"2":true}}"#).unwrap();
+        let pretty = json::stringify_pretty(&serde_json::json!({"2": true, "b": 1}));
+        assert!(legacy.composer.is_pretty(&pretty));
     }
 
     #[test]

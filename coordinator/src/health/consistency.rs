@@ -106,13 +106,13 @@ pub fn check(index: &Index, options: &CheckOptions) -> Consistency {
     let mut owners = Vec::new();
     for (at, release) in index.releases.iter().enumerate() {
         for (name, text) in release.requires() {
-            match checker.answer(release, &name, &text) {
+            match checker.answer(release, name, text) {
                 Answer::External => result.external_links += 1,
                 Answer::Satisfied(_) => result.links += 1,
                 Answer::Failed(kind, detail) => {
                     result.links += usize::from(kind != ProblemKind::Missing);
                     owners.push(at);
-                    problems.push(checker.problem(release, &name, &text, kind, &detail));
+                    problems.push(checker.problem(release, name, text, kind, &detail));
                 }
             }
         }
@@ -210,12 +210,7 @@ impl Checker<'_, '_, '_> {
         if release.kind() != "project" {
             return self.options.minimum_stability;
         }
-        let own = release
-            .composer
-            .get("minimum-stability")
-            .and_then(serde_json::Value::as_str)
-            .and_then(Stability::parse)
-            .unwrap_or(Stability::Stable);
+        let own = release.minimum_stability.as_deref().and_then(Stability::parse).unwrap_or(Stability::Stable);
         own.max(flag_stability(text))
     }
 
@@ -285,7 +280,7 @@ impl Checker<'_, '_, '_> {
         while let Some(at) = queue.pop_front() {
             let release = &self.index.releases[at];
             for (name, text) in release.requires() {
-                let Answer::Satisfied(candidates) = self.answer(release, &name, &text) else { continue };
+                let Answer::Satisfied(candidates) = self.answer(release, name, text) else { continue };
                 if let Some(next) = self.best(&candidates)
                     && !parent.contains_key(&next)
                 {
@@ -420,7 +415,7 @@ mod tests {
         PublishedVersion {
             name: name.to_owned(),
             version: version.to_owned(),
-            composer: std::sync::Arc::new(object),
+            composer: shared::metadata::ComposerJson::of_map(&object),
             key: format!("packages/{name}-{version}.zip"),
             sha1: "0".repeat(40),
         }

@@ -19,8 +19,12 @@ pub struct Release<'a> {
     pub normalized: Vec<String>,
     /// Its stability.
     pub stability: Stability,
-    /// The version object (composer.json plus name and version).
-    pub composer: &'a Map<String, Value>,
+    /// The composer `type` (`library` when absent).
+    kind: String,
+    /// `require` links, see [`Release::requires`].
+    requires: Vec<(String, String)>,
+    /// Its `minimum-stability`, if it sets one.
+    pub minimum_stability: Option<String>,
 }
 
 impl Release<'_> {
@@ -31,13 +35,13 @@ impl Release<'_> {
 
     /// The composer `type` (`library` when absent).
     pub fn kind(&self) -> &str {
-        self.composer.get("type").and_then(Value::as_str).unwrap_or("library")
+        &self.kind
     }
 
     /// `require` links as (lower-case name, constraint text); non-string constraints are
     /// given as their JSON text (Composer would refuse them, and so will the check).
-    pub fn requires(&self) -> Vec<(String, String)> {
-        links(self.composer, "require")
+    pub fn requires(&self) -> &[(String, String)] {
+        &self.requires
     }
 }
 
@@ -76,14 +80,16 @@ impl<'a> Index<'a> {
         let mut index =
             Index { releases: Vec::with_capacity(versions.len()), offers: HashMap::new(), vendors: BTreeSet::new() };
         for published in versions {
-            let release = release(published);
+            // Parsed once here, and only what the checks read is kept.
+            let composer = published.composer.to_map();
+            let release = release(published, &composer);
             let at = index.releases.len();
             if let Some((vendor, _)) = release.name.split_once('/') {
                 index.vendors.insert(vendor.to_owned());
             }
             index.offers.entry(release.name.clone()).or_default().push((at, Offer::Is));
             for (key, make) in [("replace", Offer::Replaces as fn(Constraint) -> Offer), ("provide", Offer::Provides)] {
-                for (name, text) in links(&published.composer, key) {
+                for (name, text) in links(&composer, key) {
                     let text = if text == "self.version" { release.version.to_owned() } else { text };
                     // An unparsable link offers nothing (Composer refuses the package).
                     if let Ok(constraint) = Constraint::parse(&text) {
@@ -128,11 +134,10 @@ impl<'a> Index<'a> {
     }
 }
 
-fn release(published: &PublishedVersion) -> Release<'_> {
+fn release<'a>(published: &'a PublishedVersion, composer: &Map<String, Value>) -> Release<'a> {
     let mut normalized: Vec<String> = shared::version::composer_normalize(&published.version).into_iter().collect();
     if shared::metadata::is_dev(&published.version) {
-        let alias = published
-            .composer
+        let alias = composer
             .get("extra")
             .and_then(|e| e.get("branch-alias"))
             .and_then(|a| a.get(&published.version))
@@ -146,6 +151,8 @@ fn release(published: &PublishedVersion) -> Release<'_> {
         version: &published.version,
         normalized,
         stability: stability_of(&published.version),
-        composer: &published.composer,
+        kind: composer.get("type").and_then(Value::as_str).unwrap_or("library").to_owned(),
+        requires: links(composer, "require"),
+        minimum_stability: composer.get("minimum-stability").and_then(Value::as_str).map(str::to_owned),
     }
 }

@@ -12,8 +12,7 @@ pub mod journal;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use shared::metadata::PublishedVersion;
+use shared::metadata::{ComposerJson, PublishedVersion};
 use shared::storage::{STATE_PREFIX, StorageError};
 
 /// Storage key of the manifest.
@@ -47,28 +46,11 @@ pub struct ManifestEntry {
     /// Tree id of the package folder.
     pub tree_id: String,
     /// The composer.json inside the archive (for metadata; shared with what is published).
-    #[serde(with = "shared_map")]
-    pub composer: std::sync::Arc<Map<String, Value>>,
+    pub composer: ComposerJson,
     /// The signed provenance statement that names it (`provenance/<build>.intoto.jsonl`); none
     /// yet when it was recorded without a key, or by a build that stopped before it signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attested: Option<String>,
-}
-
-/// The stored form of a shared composer.json: the object itself.
-mod shared_map {
-    use std::sync::Arc;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use serde_json::{Map, Value};
-
-    pub(super) fn serialize<S: Serializer>(map: &Arc<Map<String, Value>>, serializer: S) -> Result<S::Ok, S::Error> {
-        map.as_ref().serialize(serializer)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<Map<String, Value>>, D::Error> {
-        Map::deserialize(deserializer).map(Arc::new)
-    }
 }
 
 /// A package version, `name@version`: the manifest's key and how reports name it. This is the one
@@ -217,7 +199,7 @@ impl ManifestEntry {
         name: String,
         version: String,
         stored: StoredArchive,
-        composer: Map<String, Value>,
+        composer: ComposerJson,
         origin: Origin,
     ) -> ManifestEntry {
         let StoredArchive { key, size, sha1, sha256 } = stored;
@@ -234,7 +216,7 @@ impl ManifestEntry {
             git_ref,
             commit,
             tree_id,
-            composer: std::sync::Arc::new(composer),
+            composer,
             attested: None,
         }
     }
@@ -320,7 +302,7 @@ impl Manifest {
             .map(|entry| PublishedVersion {
                 name: entry.name.clone(),
                 version: entry.version.clone(),
-                composer: std::sync::Arc::clone(&entry.composer),
+                composer: entry.composer.clone(),
                 key: entry.key.clone(),
                 sha1: entry.sha1.clone(),
             })

@@ -1,10 +1,10 @@
 //! Recording: a job's outcome, a resumed archive or a prebuilt package becomes a manifest entry
 //! and a report line. Storage is read or written before the manifest is locked, never under it.
 
-use anyhow::Context;
 use shared::additional::AdditionalPackage;
 use shared::config::redact_url;
 use shared::messages::Outcome;
+use shared::metadata::ComposerJson;
 use shared::storage::Storage;
 use tokio::sync::Mutex;
 use tracing::warn;
@@ -24,8 +24,7 @@ pub async fn outcome(
     let mut line = outcome_for(candidate);
     match outcome {
         Outcome::Built { key, size, sha1, sha256, warnings } => {
-            let composer =
-                serde_json::from_str(&candidate.composer_json).context("generated composer.json is an object")?;
+            let composer = ComposerJson::of_pretty(&candidate.composer_json);
             let stored = StoredArchive { key, size, sha1: sha1.clone(), sha256 };
             manifest.lock().await.record(entry_of(candidate, stored, composer));
             line.size = Some(size);
@@ -59,11 +58,7 @@ pub fn outcome_for(candidate: &Candidate) -> PackageOutcome {
 }
 
 /// The manifest entry for a candidate's archive.
-fn entry_of(
-    candidate: &Candidate,
-    stored: StoredArchive,
-    composer: serde_json::Map<String, serde_json::Value>,
-) -> ManifestEntry {
+fn entry_of(candidate: &Candidate, stored: StoredArchive, composer: ComposerJson) -> ManifestEntry {
     let origin = Origin {
         provenance: candidate.upstream.clone(),
         repo: redact_url(&candidate.repo_url),
@@ -85,7 +80,7 @@ pub async fn stored_archive_of(storage: &impl Storage, candidate: &Candidate) ->
         warn!(%key, "a stored archive does not carry the planned composer.json; building it again");
         return None;
     }
-    Some(entry_of(candidate, StoredArchive::of_bytes(key, &bytes), composer))
+    Some(entry_of(candidate, StoredArchive::of_bytes(key, &bytes), ComposerJson::of_map(&composer)))
 }
 
 /// A job failed but an archive exists at its key that the manifest does not know (published
@@ -111,6 +106,7 @@ async fn keep_published(storage: &impl Storage, manifest: &Mutex<Manifest>, cand
     let stored = StoredArchive::of_bytes(key, &bytes);
     let sha1 = stored.sha1.clone();
     // Not built from git by this farm: no source ref, commit or tree to record.
+    let composer = ComposerJson::of_map(&composer);
     let entry =
         ManifestEntry::new(candidate.package.clone(), candidate.version.clone(), stored, composer, Origin::adopted());
     manifest.lock().await.record(entry);
@@ -157,7 +153,8 @@ pub async fn additional(
         commit: String::new(),
         tree_id: String::new(),
     };
-    manifest.lock().await.record(ManifestEntry::new(package.name, package.version, stored, package.composer, origin));
+    let composer = ComposerJson::of_map(&package.composer);
+    manifest.lock().await.record(ManifestEntry::new(package.name, package.version, stored, composer, origin));
     report.built.push(outcome);
 }
 

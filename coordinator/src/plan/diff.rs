@@ -89,8 +89,7 @@ fn source_difference(published: &ManifestEntry, candidate: &Candidate) -> Option
     if published.upstream != candidate.upstream {
         return None;
     }
-    let published_json = shared::json::stringify_pretty_object(&published.composer);
-    if published_json != candidate.composer_json {
+    if !published.composer.is_pretty(&candidate.composer_json) {
         Some("the generated composer.json differs".to_owned())
     } else if published.tree_id != candidate.tree_id.to_string() {
         Some(format!("the package tree differs ({} -> {})", published.tree_id, candidate.tree_id))
