@@ -372,7 +372,7 @@ fn number(digits: &str) -> Option<u64> {
 /// The whole file gzipped (built in memory: metadata files are small).
 async fn gzipped(found: Found, mut headers: HeaderMap, head: bool, path: &str) -> Response {
     let len = found.meta.len();
-    let compressed = tokio::task::spawn_blocking(move || compress(found.file, len))
+    let compressed = tokio::task::spawn_blocking(move || gzip(found.file.take(len)))
         .await
         .unwrap_or_else(|error| Err(io::Error::other(error)));
     let compressed = match compressed {
@@ -388,10 +388,10 @@ async fn gzipped(found: Found, mut headers: HeaderMap, head: bool, path: &str) -
     build(StatusCode::OK, headers, body)
 }
 
-/// The first `len` bytes of `file`, gzipped.
-fn compress(file: File, len: u64) -> io::Result<Vec<u8>> {
+/// All of `reader`, gzipped in memory (a metadata file, a feed answer).
+pub(crate) fn gzip(mut reader: impl io::Read) -> io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    io::copy(&mut file.take(len), &mut encoder)?;
+    io::copy(&mut reader, &mut encoder)?;
     encoder.finish()
 }
 

@@ -3,7 +3,6 @@
 //! `.farm/` or outside the folder), and the change feed answered per `?since=` (see
 //! [`crate::feed`]).
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -71,8 +70,7 @@ impl Hosted {
         };
         let bytes = serde_json::to_vec(&body).expect("feed answers serialise");
         let mut response = if gzip {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            let zipped = encoder.write_all(&bytes).and_then(|()| encoder.finish()).expect("gzip into memory");
+            let zipped = crate::files::gzip(&bytes[..]).expect("gzip into memory");
             let mut response = (status, zipped).into_response();
             response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             response
