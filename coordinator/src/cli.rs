@@ -98,7 +98,7 @@ pub struct CheckArgs {
 impl CheckArgs {
     fn options(&self) -> anyhow::Result<crate::check::CheckOptions> {
         let config = match &self.config {
-            Some(path) => Some(FarmConfig::load(path).with_context(|| format!("cannot load {}", path.display()))?),
+            Some(path) => Some(load(path)?),
             None => None,
         };
         let mut health = config.as_ref().map(|c| c.health.clone()).unwrap_or_default();
@@ -293,19 +293,16 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// Loads the config file and applies the command-line overrides.
     pub fn options(&self) -> anyhow::Result<(BuildOptions, bool)> {
-        let mut config =
-            FarmConfig::load(&self.config).with_context(|| format!("cannot load {}", self.config.display()))?;
-        if let Some(base) = &self.upstream_base {
-            config.build.upstream_base = Some(base.clone());
-        }
-        if let Some(url) = &self.base_url {
-            config.repository.base_url = url.clone();
-        }
+        let mut config = load_overridden(
+            &self.config,
+            Overrides {
+                upstream_base: self.upstream_base.as_ref(),
+                base_url: self.base_url.as_ref(),
+                cache_dir: self.cache_dir.as_ref(),
+            },
+        )?;
         if let Some(workers) = self.workers {
             config.build.workers = workers;
-        }
-        if let Some(dir) = &self.cache_dir {
-            config.build.cache_dir = Some(dir.clone());
         }
         config.repository.adopt_existing |= self.adopt_existing;
         config.validate()?;
@@ -319,6 +316,33 @@ impl CommonArgs {
         };
         Ok((BuildOptions { config, out, progress: true }, self.strict))
     }
+}
+
+/// The command-line values that replace the config file's (`build` and `verify --rebuild`).
+struct Overrides<'a> {
+    upstream_base: Option<&'a String>,
+    base_url: Option<&'a String>,
+    cache_dir: Option<&'a PathBuf>,
+}
+
+/// Loads a config file; the error names it.
+fn load(path: &std::path::Path) -> anyhow::Result<FarmConfig> {
+    FarmConfig::load(path).with_context(|| format!("cannot load {}", path.display()))
+}
+
+/// Loads the config file and applies `overrides` (the caller validates, after its own).
+fn load_overridden(path: &std::path::Path, overrides: Overrides<'_>) -> anyhow::Result<FarmConfig> {
+    let mut config = load(path)?;
+    if let Some(base) = overrides.upstream_base {
+        config.build.upstream_base = Some(base.clone());
+    }
+    if let Some(url) = overrides.base_url {
+        config.repository.base_url = url.clone();
+    }
+    if let Some(dir) = overrides.cache_dir {
+        config.build.cache_dir = Some(dir.clone());
+    }
+    Ok(config)
 }
 
 /// Runs a command; returns the process exit code (0 success, 1 something failed).
@@ -414,7 +438,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
     if args.rebuild.enabled {
         return rebuild(args).await;
     }
-    let config = FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
+    let config = load(&args.config)?;
     let base_url = args.base_url.unwrap_or(config.repository.base_url);
     let verifier = match &args.key {
         Some(path) => Some(crate::provenance::Verifier::load(path)?),
@@ -428,17 +452,14 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
 }
 
 async fn rebuild(args: VerifyArgs) -> anyhow::Result<u8> {
-    let mut config =
-        FarmConfig::load(&args.config).with_context(|| format!("cannot load {}", args.config.display()))?;
-    if let Some(base) = &args.rebuild.upstream_base {
-        config.build.upstream_base = Some(base.clone());
-    }
-    if let Some(dir) = &args.rebuild.cache_dir {
-        config.build.cache_dir = Some(dir.clone());
-    }
-    if let Some(url) = &args.base_url {
-        config.repository.base_url = url.clone();
-    }
+    let config = load_overridden(
+        &args.config,
+        Overrides {
+            upstream_base: args.rebuild.upstream_base.as_ref(),
+            base_url: args.base_url.as_ref(),
+            cache_dir: args.rebuild.cache_dir.as_ref(),
+        },
+    )?;
     config.validate()?;
     let scratch = config.cache_dir().join("verify").join(std::process::id().to_string());
     let options = crate::rebuild::RebuildOptions {
