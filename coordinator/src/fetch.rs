@@ -277,8 +277,13 @@ impl Source {
         serde_json::from_slice(&bytes).map(Some).map_err(|e| json_error(e.to_string()))
     }
 
-    /// Streams an archive into `out` (nothing is kept in memory); `None` if it does not exist.
-    pub async fn archive(&self, location: &str, out: &mut std::fs::File) -> Result<Option<ArchiveDigest>, FetchError> {
+    /// Streams an archive into `out` (a file: nothing is kept in memory; a `Vec` for what is read
+    /// whole anyway), within the archive limit; `None` if it does not exist.
+    pub async fn archive(
+        &self,
+        location: &str,
+        out: &mut impl std::io::Write,
+    ) -> Result<Option<ArchiveDigest>, FetchError> {
         self.read(location, self.limits.max_archive_bytes, out).await
     }
 

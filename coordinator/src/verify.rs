@@ -8,9 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::{Read as _, Seek as _, SeekFrom};
 
-use anyhow::Context as _;
 use shared::archive::ArchiveDigest;
 
 use futures_util::StreamExt as _;
@@ -149,8 +147,9 @@ async fn attested_subjects(source: &Source, verifier: &Verifier) -> anyhow::Resu
     let keys: Vec<String> =
         index["statements"].as_array().into_iter().flatten().filter_map(|k| k.as_str().map(str::to_owned)).collect();
     for key in keys {
-        let mut file = tempfile::tempfile().context("cannot create a temp file")?;
-        match source.archive(&key, &mut file).await {
+        // A statement file is read whole to be verified (within the archive limit).
+        let mut bytes = Vec::new();
+        match source.archive(&key, &mut bytes).await {
             Ok(Some(_)) => {}
             Ok(None) => {
                 attested.problems.push(format!("{key}: listed in the provenance index but missing"));
@@ -161,8 +160,6 @@ async fn attested_subjects(source: &Source, verifier: &Verifier) -> anyhow::Resu
                 continue;
             }
         }
-        let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_end(&mut bytes)).context("cannot read a temp file")?;
         match crate::provenance::open_all(&bytes, verifier) {
             Ok(statements) => {
                 for statement in statements {
